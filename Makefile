@@ -1,0 +1,40 @@
+# gpt2d — build, test, run and benchmark. Everything is pure Go: CGO stays off.
+export CGO_ENABLED := 0
+
+MODEL      ?= gpt2
+MODELS_DIR ?= models
+MODEL_FILE ?= $(MODELS_DIR)/$(MODEL).gpt2d
+ADDR       ?= :8000
+DATA       ?= data/gpt2d.db
+BIN        := bin/gpt2d
+
+.PHONY: build test race run weights bench lint clean
+
+build:
+	go build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/gpt2d
+
+test:
+	go vet ./...
+	go test -count=1 -timeout 20m ./...
+
+# The race detector needs cgo; it is a test tool only, the binary stays static.
+race:
+	CGO_ENABLED=1 go test -race -count=1 -timeout 30m ./...
+
+weights: build
+	bash scripts/setup-weights.sh $(MODEL)
+
+run: build
+	@test -f $(MODEL_FILE) || bash scripts/setup-weights.sh $(MODEL)
+	$(BIN) serve --model $(MODEL_FILE) --addr $(ADDR) --data $(DATA)
+
+bench: build
+	go test -run '^$$' -bench . -benchmem ./gpt2/...
+	$(BIN) bench --model $(MODEL_FILE)
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,118 @@
+package gpt2
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Request is one text-generation job.
+//
+// Exactly one of Prompt and PromptIDs is used: PromptIDs wins when non-empty.
+// Length is bounded by MaxNewTokens when it is positive, otherwise by
+// MaxLength (prompt tokens + new tokens, as in Hugging Face pipelines);
+// with neither set, generation runs until the context window is full.
+type Request struct {
+	Prompt    string
+	PromptIDs []int
+
+	MaxNewTokens int
+	MaxLength    int
+
+	// Temperature 0 means greedy decoding (argmax, lowest id on ties).
+	Temperature float64
+	// TopK keeps only the K most likely tokens; 0 disables it.
+	TopK int
+	// TopP keeps the smallest set of tokens whose probability mass reaches
+	// TopP; 0 or 1 disables it.
+	TopP float64
+	// Seed makes sampling reproducible when non-nil.
+	Seed *uint64
+
+	// Stop ends generation when the generated text contains any of these
+	// strings; the stop string itself is not part of the output.
+	Stop []string
+	// IgnoreEOS keeps generating past <|endoftext|>.
+	IgnoreEOS bool
+	// Logprobs asks for the log-probabilities of the top N tokens at each
+	// generated position (0 = none).
+	Logprobs int
+}
+
+// FinishReason says why generation ended.
+type FinishReason string
+
+// The reasons generation ends.
+const (
+	FinishLength FinishReason = "length" // MaxNewTokens/MaxLength/context reached
+	FinishStop   FinishReason = "stop"   // a stop string matched
+	FinishEOS    FinishReason = "eos"    // the model produced <|endoftext|>
+)
+
+// TokenLogprob is the log-probability of one generated token and of the
+// most likely alternatives at its position.
+type TokenLogprob struct {
+	ID      int
+	Text    string
+	Logprob float64
+	Top     []TopLogprob
+}
+
+// TopLogprob is one alternative token at a position.
+type TopLogprob struct {
+	ID      int
+	Text    string
+	Logprob float64
+}
+
+// Chunk is a piece of output delivered while generation runs. Text never
+// ends inside a UTF-8 character: bytes of an unfinished character are held
+// back until it completes.
+type Chunk struct {
+	Text     string
+	Tokens   []int
+	Logprobs []TokenLogprob
+}
+
+// Result is the outcome of a finished Request.
+type Result struct {
+	// Text is the generated continuation (without the prompt).
+	Text             string
+	Tokens           []int
+	PromptTokens     int
+	CompletionTokens int
+	FinishReason     FinishReason
+	Logprobs         []TokenLogprob
+	TimeToFirstToken time.Duration
+	Duration         time.Duration
+}
+
+// Errors returned for requests that cannot be served.
+var (
+	ErrEmptyPrompt = errors.New("gpt2: empty prompt")
+	ErrQueueFull   = errors.New("gpt2: generation queue is full")
+	ErrClosed      = errors.New("gpt2: engine is closed")
+)
+
+// ContextLengthError reports a request whose prompt plus new tokens does
+// not fit the model's context window.
+type ContextLengthError struct {
+	PromptTokens int
+	NewTokens    int
+	Limit        int
+}
+
+func (e *ContextLengthError) Error() string {
+	return fmt.Sprintf("gpt2: prompt (%d tokens) + new tokens (%d) exceeds the context window of %d tokens",
+		e.PromptTokens, e.NewTokens, e.Limit)
+}
+
+// ParamError reports an invalid request parameter.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string {
+	return fmt.Sprintf("gpt2: invalid %s: %s", e.Param, e.Msg)
+}
