@@ -1,0 +1,274 @@
+package weights
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"unsafe"
+)
+
+// DType is a safetensors element type.
+type DType string
+
+// The element types gpt2d reads and writes.
+const (
+	F32  DType = "F32"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	I8   DType = "I8"
+)
+
+// Size returns the width of one element in bytes, or 0 if unknown.
+func (d DType) Size() int {
+	switch d {
+	case F32:
+		return 4
+	case F16, BF16:
+		return 2
+	case I8, "U8", "BOOL":
+		return 1
+	case "F64", "I64", "U64":
+		return 8
+	case "I32", "U32":
+		return 4
+	case "I16", "U16":
+		return 2
+	}
+	return 0
+}
+
+// Tensor is one named array inside a weights file. Data aliases the
+// file's memory map (or heap memory for converted tensors) and must not be
+// modified.
+type Tensor struct {
+	Name  string
+	DType DType
+	Shape []int
+	Data  []byte
+}
+
+// Len returns the number of elements.
+func (t Tensor) Len() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// F32 returns the tensor's values as float32. F32 data is returned without
+// copying when it is 4-byte aligned; F16 and BF16 are widened into a new
+// slice.
+func (t Tensor) F32() ([]float32, error) {
+	n := t.Len()
+	switch t.DType {
+	case F32:
+		if n == 0 {
+			return []float32{}, nil
+		}
+		if uintptr(unsafe.Pointer(&t.Data[0]))%4 == 0 {
+			return unsafe.Slice((*float32)(unsafe.Pointer(&t.Data[0])), n), nil
+		}
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+		}
+		return out, nil
+	case BF16:
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(t.Data[2*i:])) << 16)
+		}
+		return out, nil
+	case F16:
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(t.Data[2*i:]))
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("tensor %s: dtype %s cannot be read as float32", t.Name, t.DType)
+}
+
+// U16 returns 2-byte data (F16 or BF16 bits) without copying when aligned.
+func (t Tensor) U16() ([]uint16, error) {
+	if t.DType != F16 && t.DType != BF16 {
+		return nil, fmt.Errorf("tensor %s: dtype %s is not a 16-bit float", t.Name, t.DType)
+	}
+	n := t.Len()
+	if n == 0 {
+		return []uint16{}, nil
+	}
+	if uintptr(unsafe.Pointer(&t.Data[0]))%2 == 0 {
+		return unsafe.Slice((*uint16)(unsafe.Pointer(&t.Data[0])), n), nil
+	}
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(t.Data[2*i:])
+	}
+	return out, nil
+}
+
+// I8s returns int8 data without copying.
+func (t Tensor) I8s() ([]int8, error) {
+	if t.DType != I8 {
+		return nil, fmt.Errorf("tensor %s: dtype %s is not I8", t.Name, t.DType)
+	}
+	if len(t.Data) == 0 {
+		return []int8{}, nil
+	}
+	return unsafe.Slice((*int8)(unsafe.Pointer(&t.Data[0])), len(t.Data)), nil
+}
+
+// HalfToFloat32 widens IEEE 754 half-precision bits to float32 (exact).
+func HalfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0:
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// maxHeaderSize bounds the JSON header a file may declare (100 MB, as the
+// reference implementation does).
+const maxHeaderSize = 100 << 20
+
+// File is an open safetensors file, memory-mapped read-only.
+// Its tensors stay valid until Close; a File is safe for concurrent reads.
+type File struct {
+	Path     string
+	Metadata map[string]string
+	Tensors  map[string]Tensor
+	// DataStart is the offset of the first data byte in the file.
+	DataStart int64
+	data      []byte
+	unmap     func() error
+}
+
+type headerEntry struct {
+	DType       DType    `json:"dtype"`
+	Shape       []int    `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+// OpenSafetensors memory-maps and validates a safetensors file: header
+// size, JSON, dtypes, and that every tensor's byte range matches its shape
+// and lies inside the file.
+func OpenSafetensors(path string) (*File, error) {
+	data, unmap, err := mapFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	f, err := parseSafetensors(path, data)
+	if err != nil {
+		unmap()
+		return nil, err
+	}
+	f.unmap = unmap
+	return f, nil
+}
+
+func parseSafetensors(path string, data []byte) (*File, error) {
+	if len(data) < 8 {
+		return nil, fmt.Errorf("%s: truncated safetensors file (%d bytes)", path, len(data))
+	}
+	hlen := binary.LittleEndian.Uint64(data)
+	if hlen > maxHeaderSize || hlen > uint64(len(data)-8) {
+		return nil, fmt.Errorf("%s: safetensors header length %d is invalid for a %d-byte file", path, hlen, len(data))
+	}
+	raw := map[string]json.RawMessage{}
+	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+		return nil, fmt.Errorf("%s: safetensors header: %w", path, err)
+	}
+	f := &File{Path: path, Tensors: map[string]Tensor{}, DataStart: int64(8 + hlen), data: data}
+	body := data[8+hlen:]
+	for name, msg := range raw {
+		if name == "__metadata__" {
+			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
+				return nil, fmt.Errorf("%s: __metadata__: %w", path, err)
+			}
+			continue
+		}
+		var e headerEntry
+		if err := json.Unmarshal(msg, &e); err != nil {
+			return nil, fmt.Errorf("%s: tensor %s: %w", path, name, err)
+		}
+		size := e.DType.Size()
+		if size == 0 {
+			return nil, fmt.Errorf("%s: tensor %s: unknown dtype %q", path, name, e.DType)
+		}
+		n := int64(1)
+		for _, d := range e.Shape {
+			if d < 0 || (d > 0 && n > math.MaxInt64/int64(d)/8) {
+				return nil, fmt.Errorf("%s: tensor %s: invalid shape %v", path, name, e.Shape)
+			}
+			n *= int64(d)
+		}
+		lo, hi := e.DataOffsets[0], e.DataOffsets[1]
+		if lo < 0 || hi < lo || hi > int64(len(body)) {
+			return nil, fmt.Errorf("%s: tensor %s: data offsets [%d,%d] outside the %d data bytes (file truncated?)", path, name, lo, hi, len(body))
+		}
+		if hi-lo != n*int64(size) {
+			return nil, fmt.Errorf("%s: tensor %s: %d bytes for shape %v of %s (want %d)", path, name, hi-lo, e.Shape, e.DType, n*int64(size))
+		}
+		f.Tensors[name] = Tensor{Name: name, DType: e.DType, Shape: e.Shape, Data: body[lo:hi:hi]}
+	}
+	return f, nil
+}
+
+// Names returns the tensor names in sorted order.
+func (f *File) Names() []string {
+	names := make([]string, 0, len(f.Tensors))
+	for n := range f.Tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Close unmaps the file. Tensors must not be used afterwards.
+func (f *File) Close() error {
+	if f.unmap == nil {
+		return nil
+	}
+	err := f.unmap()
+	f.unmap = nil
+	return err
+}
+
+var errEmptyFile = errors.New("file is empty")
+
+func mapFile(path string) ([]byte, func() error, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.IsDir() {
+		return nil, nil, fmt.Errorf("is a directory")
+	}
+	if st.Size() == 0 {
+		return nil, nil, errEmptyFile
+	}
+	return mmap(fd, st.Size())
+}
