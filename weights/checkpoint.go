@@ -189,6 +189,9 @@ func canonicalize(f *File, cfg Config, ck *Checkpoint) error {
 		if strings.HasSuffix(n, ".attn.bias") || strings.HasSuffix(n, ".attn.masked_bias") || n == "lm_head.weight" {
 			continue // causal-mask buffers; the LM head is tied to wte
 		}
+		if n == "wte.weight" || n == "wpe.weight" {
+			n = strings.TrimSuffix(n, ".weight")
+		}
 		byName[n] = t
 	}
 	for name, want := range CanonicalShapes(cfg) {

@@ -1,0 +1,34 @@
+package weights
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// tinyDir is the Hugging Face-layout F32 fixture shared by the packages'
+// tests: 2 layers, 64 wide, the real GPT-2 vocabulary.
+var tinyDir = filepath.Join("..", "testdata", "gpt2-tiny")
+
+func TestLoadDirGivesEveryCanonicalTensor(t *testing.T) {
+	ck, err := LoadDir(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	shapes := CanonicalShapes(ck.Config)
+	if len(ck.Tensors) != len(shapes) {
+		t.Errorf("got %d tensors, want %d", len(ck.Tensors), len(shapes))
+	}
+	for name, want := range shapes {
+		tn, err := ck.Tensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.DType != F32 || !equalShape(tn.Shape, want) {
+			t.Errorf("%s: %s %v, want F32 %v", name, tn.DType, tn.Shape, want)
+		}
+	}
+	if ck.TokenizerJSON == nil {
+		t.Error("tokenizer.json not read")
+	}
+}
