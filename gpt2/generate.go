@@ -1,0 +1,247 @@
+package gpt2
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits on request parameters.
+const (
+	MaxTemperature = 100
+	MaxLogprobs    = 20
+	MaxStops       = 16
+	MaxStopLen     = 256
+)
+
+// genJob is one request travelling through the Engine: the caller's
+// goroutine waits on notify and delivers chunks; the scheduler appends
+// them and marks the job finished.
+type genJob struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	req     Request
+	prompt  []int
+	maxNew  int
+	seed    uint64
+	started time.Time
+
+	mu       sync.Mutex
+	pending  []Chunk
+	finished bool
+	result   *Result
+	err      error
+	notify   chan struct{} // capacity 1: "something changed"
+}
+
+// push queues a chunk for the caller, merging into one not yet taken.
+func (j *genJob) push(c Chunk) {
+	j.mu.Lock()
+	if n := len(j.pending); n > 0 {
+		last := &j.pending[n-1]
+		last.Text += c.Text
+		last.Tokens = append(last.Tokens, c.Tokens...)
+		last.Logprobs = append(last.Logprobs, c.Logprobs...)
+	} else {
+		j.pending = append(j.pending, c)
+	}
+	j.mu.Unlock()
+	j.wake()
+}
+
+func (j *genJob) finish(res *Result, err error) {
+	j.mu.Lock()
+	j.finished, j.result, j.err = true, res, err
+	j.mu.Unlock()
+	j.wake()
+}
+
+func (j *genJob) wake() {
+	select {
+	case j.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the chunks waiting for the caller and whether the job is
+// finished (with its outcome).
+func (j *genJob) take() ([]Chunk, bool, *Result, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p := j.pending
+	j.pending = nil
+	return p, j.finished, j.result, j.err
+}
+
+// Generate runs req to completion, calling emit (if non-nil) from the
+// caller's goroutine with text as it is produced. It returns when
+// generation ends, ctx is done, or emit returns an error (which is then
+// returned). Errors: ErrEmptyPrompt, *ParamError, *ContextLengthError,
+// ErrQueueFull (too many requests waiting), ErrClosed.
+func (e *Engine) Generate(ctx context.Context, req Request, emit func(Chunk) error) (*Result, error) {
+	j, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer j.cancel()
+	if err := e.submit(j); err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case <-j.notify:
+		case <-ctx.Done():
+			// The scheduler notices ctx at its next step and frees the slot.
+			return nil, ctx.Err()
+		}
+		chunks, done, res, err := j.take()
+		if emit != nil {
+			for _, c := range chunks {
+				if c.Text == "" && len(c.Tokens) == 0 {
+					continue
+				}
+				if eerr := emit(c); eerr != nil {
+					j.cancel()
+					return nil, eerr
+				}
+			}
+		}
+		if done {
+			return res, err
+		}
+	}
+}
+
+// prepare validates req, tokenizes the prompt and works out how many
+// tokens to generate.
+func (e *Engine) prepare(ctx context.Context, req Request) (*genJob, error) {
+	if err := validate(&req); err != nil {
+		return nil, err
+	}
+	prompt := req.PromptIDs
+	if len(prompt) == 0 {
+		if req.Prompt == "" {
+			return nil, ErrEmptyPrompt
+		}
+		prompt = e.m.Tokenizer.Encode(req.Prompt)
+	} else {
+		prompt = append([]int(nil), prompt...)
+		for _, id := range prompt {
+			if id < 0 || id >= e.m.Config.VocabSize {
+				return nil, &ParamError{Param: "prompt", Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
+			}
+		}
+	}
+	if len(prompt) == 0 {
+		return nil, ErrEmptyPrompt
+	}
+	limit := e.m.Config.NPositions
+	maxNew := limit - len(prompt)
+	switch {
+	case req.MaxNewTokens > 0:
+		maxNew = req.MaxNewTokens
+	case req.MaxLength > 0:
+		maxNew = req.MaxLength - len(prompt)
+		if maxNew <= 0 {
+			return nil, &ParamError{Param: "max_length", Msg: fmt.Sprintf("%d leaves no room for new tokens after the prompt's %d tokens", req.MaxLength, len(prompt))}
+		}
+	}
+	if maxNew <= 0 || len(prompt)+maxNew > limit {
+		return nil, &ContextLengthError{PromptTokens: len(prompt), NewTokens: max(maxNew, 1), Limit: limit}
+	}
+	seed := rand.Uint64()
+	if req.Seed != nil {
+		seed = *req.Seed
+	}
+	// The caller's strings may live in reused buffers (fasthttp): keep
+	// private copies for the scheduler.
+	req.Prompt = strings.Clone(req.Prompt)
+	req.Stop = append([]string(nil), req.Stop...)
+	for i, s := range req.Stop {
+		req.Stop[i] = strings.Clone(s)
+	}
+	req.PromptIDs = nil
+	ctx, cancel := context.WithCancel(ctx)
+	return &genJob{
+		ctx: ctx, cancel: cancel, req: req, prompt: prompt, maxNew: maxNew, seed: seed,
+		started: time.Now(), notify: make(chan struct{}, 1),
+	}, nil
+}
+
+// validate checks sampling parameters, naming the first bad one.
+func validate(r *Request) error {
+	bad := func(p, msg string) error { return &ParamError{Param: p, Msg: msg} }
+	switch {
+	case r.MaxNewTokens < 0:
+		return bad("max_new_tokens", "must not be negative")
+	case r.MaxLength < 0:
+		return bad("max_length", "must not be negative")
+	case r.Temperature < 0 || r.Temperature > MaxTemperature || r.Temperature != r.Temperature:
+		return bad("temperature", fmt.Sprintf("must be between 0 and %d", MaxTemperature))
+	case r.TopK < 0:
+		return bad("top_k", "must not be negative")
+	case r.TopP < 0 || r.TopP > 1 || r.TopP != r.TopP:
+		return bad("top_p", "must be between 0 and 1")
+	case r.Logprobs < 0 || r.Logprobs > MaxLogprobs:
+		return bad("logprobs", fmt.Sprintf("must be between 0 and %d", MaxLogprobs))
+	case len(r.Stop) > MaxStops:
+		return bad("stop", fmt.Sprintf("at most %d stop strings", MaxStops))
+	}
+	for _, s := range r.Stop {
+		if s == "" || len(s) > MaxStopLen {
+			return bad("stop", fmt.Sprintf("stop strings must be 1 to %d bytes", MaxStopLen))
+		}
+	}
+	return nil
+}
+
+// stopper finds stop strings in streamed text and holds back any tail that
+// could still become one, so the caller never sees part of a stop string.
+type stopper struct {
+	stops   []string
+	pending string
+}
+
+// feed adds text and returns what is safe to emit now and whether a stop
+// string matched (in which case the text before it is returned).
+func (s *stopper) feed(text string) (string, bool) {
+	s.pending += text
+	if len(s.stops) == 0 {
+		out := s.pending
+		s.pending = ""
+		return out, false
+	}
+	first := -1
+	for _, st := range s.stops {
+		if i := strings.Index(s.pending, st); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	if first >= 0 {
+		out := s.pending[:first]
+		s.pending = ""
+		return out, true
+	}
+	hold := 0
+	for _, st := range s.stops {
+		for k := min(len(st)-1, len(s.pending)); k > hold; k-- {
+			if strings.HasSuffix(s.pending, st[:k]) {
+				hold = k
+				break
+			}
+		}
+	}
+	out := s.pending[:len(s.pending)-hold]
+	s.pending = s.pending[len(s.pending)-hold:]
+	return out, false
+}
+
+// flush returns the held-back text at the end of generation.
+func (s *stopper) flush() string {
+	out := s.pending
+	s.pending = ""
+	return out
+}

@@ -1,0 +1,295 @@
+package gpt2
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"math"
+	"os"
+	"testing"
+	"unicode/utf8"
+
+	"gpt2d/weights"
+)
+
+const tinyDir = "../testdata/gpt2-tiny"
+
+// reference is the fixture computed in float64 by an independent
+// PyTorch implementation.
+type reference struct {
+	Prompts []struct {
+		Name       string      `json:"name"`
+		Text       *string     `json:"text"`
+		IDs        []int       `json:"ids"`
+		Top5IDs    [][]int     `json:"top5_ids"`
+		Top5Logits [][]float64 `json:"top5_logits"`
+		Logsumexp  []float64   `json:"logsumexp"`
+		Greedy     struct {
+			MaxNewTokens int    `json:"max_new_tokens"`
+			IDs          []int  `json:"ids"`
+			TextBytesHex string `json:"text_bytes_hex"`
+		} `json:"greedy"`
+	} `json:"prompts"`
+}
+
+func loadReference(t testing.TB) reference {
+	t.Helper()
+	b, err := os.ReadFile(tinyDir + "/reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r reference
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func loadTiny(t testing.TB) *Model {
+	t.Helper()
+	m, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// checkAgainstReference compares per-position top-5 logits and logsumexp.
+func checkAgainstReference(t *testing.T, m *Model, tol float64) {
+	ref := loadReference(t)
+	V := m.Config.VocabSize
+	for _, p := range ref.Prompts {
+		logits, err := m.PromptLogits(p.IDs)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		worst := 0.0
+		for pos := range p.IDs {
+			row := logits[pos*V : (pos+1)*V]
+			for k, id := range p.Top5IDs[pos] {
+				worst = math.Max(worst, math.Abs(float64(row[id])-p.Top5Logits[pos][k]))
+			}
+			worst = math.Max(worst, math.Abs(logsumexp(row)-p.Logsumexp[pos]))
+			if got := argmax(row); got != p.Top5IDs[pos][0] {
+				t.Errorf("%s pos %d: argmax %d, want %d", p.Name, pos, got, p.Top5IDs[pos][0])
+			}
+		}
+		if worst > tol {
+			t.Errorf("%s: max |logit - reference| = %.3g > %.1g", p.Name, worst, tol)
+		}
+	}
+}
+
+func logsumexp(row []float32) float64 {
+	mx := float64(row[argmax(row)])
+	s := 0.0
+	for _, v := range row {
+		s += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(s)
+}
+
+func TestLogitsMatchReference(t *testing.T) {
+	checkAgainstReference(t, loadTiny(t), 1e-4)
+}
+
+func TestLogitsMatchReferenceFile(t *testing.T) {
+	// logits_prompt0.f32 holds every logit of prompt 0 (rounded to f32).
+	m := loadTiny(t)
+	ref := loadReference(t)
+	raw, err := os.ReadFile(tinyDir + "/logits_prompt0.f32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.PromptLogits(ref.Prompts[0].IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 4*len(got) {
+		t.Fatalf("reference has %d values, model gives %d", len(raw)/4, len(got))
+	}
+	worst := 0.0
+	for i, g := range got {
+		want := math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+		worst = math.Max(worst, math.Abs(float64(g-want)))
+	}
+	if worst > 1e-4 {
+		t.Errorf("max |logit - reference| over the whole vocabulary = %.3g", worst)
+	}
+}
+
+func TestKVCacheMatchesFullPrefill(t *testing.T) {
+	m := loadTiny(t)
+	ref := loadReference(t)
+	ids := ref.Prompts[3].IDs // 32 tokens
+	full, err := m.PromptLogits(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := m.Config.VocabSize
+	a := m.newActivations(8, 1)
+	cache := m.NewKVCache()
+	// Feed in ragged chunks: 1, then 3, then one at a time.
+	for pos := 0; pos < len(ids); {
+		n := 1
+		if pos == 1 {
+			n = 3
+		}
+		st := []step{{cache: cache, tokens: ids[pos : pos+n], wantLogits: true}}
+		if err := m.forward(a, st); err != nil {
+			t.Fatal(err)
+		}
+		pos += n
+		want := full[(pos-1)*V : pos*V]
+		for i := range want {
+			if d := math.Abs(float64(st[0].logits[i] - want[i])); d > 1e-4 {
+				t.Fatalf("pos %d token %d: cached %g, full %g", pos-1, i, st[0].logits[i], want[i])
+			}
+		}
+	}
+}
+
+func TestGreedyMatchesReference(t *testing.T) {
+	m := loadTiny(t)
+	e := NewEngine(m, EngineConfig{})
+	defer e.Close()
+	for _, p := range loadReference(t).Prompts {
+		res, err := e.Generate(t.Context(), Request{PromptIDs: p.IDs, MaxNewTokens: p.Greedy.MaxNewTokens, IgnoreEOS: true}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		if !equalInts(res.Tokens, p.Greedy.IDs) {
+			t.Errorf("%s: greedy ids\n got %v\nwant %v", p.Name, res.Tokens, p.Greedy.IDs)
+		}
+		want, _ := hex.DecodeString(p.Greedy.TextBytesHex)
+		if res.Text != m.Tokenizer.Decode(p.Greedy.IDs) {
+			t.Errorf("%s: text %q is not Decode(ids)", p.Name, res.Text)
+		}
+		if utf8.Valid(want) && res.Text != string(want) {
+			t.Errorf("%s: text %q, want %q", p.Name, res.Text, want)
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// roundCheckpoint rewrites the tiny model's matrices as dtype, returning
+// the rounded checkpoint and an F32 checkpoint holding exactly the rounded
+// values (its logits are the exact answer for the rounded model).
+func roundCheckpoint(t *testing.T, dtype weights.DType) (*weights.Checkpoint, *weights.Checkpoint) {
+	t.Helper()
+	low, err := weights.LoadDir(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := weights.LoadDir(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low.DType = dtype
+	for _, name := range weights.MatrixNames(low.Config.NLayer) {
+		src := low.Tensors[name]
+		f, _ := src.F32()
+		rounded := make([]float32, len(f))
+		bits := make([]byte, 2*len(f))
+		for i, v := range f {
+			var h uint16
+			if dtype == weights.BF16 {
+				h = f32ToBF16(v)
+				rounded[i] = bf16ToF32(h)
+			} else {
+				h = f32ToF16(v)
+				rounded[i] = f16ToF32(h)
+			}
+			bits[2*i], bits[2*i+1] = byte(h), byte(h>>8)
+		}
+		low.Tensors[name] = weights.Tensor{Name: name, DType: dtype, Shape: src.Shape, Data: bits}
+		wb := make([]byte, 4*len(rounded))
+		for i, v := range rounded {
+			u := math.Float32bits(v)
+			wb[4*i], wb[4*i+1], wb[4*i+2], wb[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+		}
+		wide.Tensors[name] = weights.Tensor{Name: name, DType: weights.F32, Shape: src.Shape, Data: wb}
+	}
+	return low, wide
+}
+
+func f32ToBF16(v float32) uint16 {
+	u := math.Float32bits(v)
+	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
+}
+
+// f32ToF16 rounds to nearest even half precision (normal range only is
+// enough for GPT-2 weights; tiny values flush through the subnormal path).
+func f32ToF16(v float32) uint16 {
+	u := math.Float32bits(v)
+	sign := uint16(u>>16) & 0x8000
+	exp := int((u>>23)&0xff) - 127 + 15
+	mant := u & 0x7fffff
+	switch {
+	case exp >= 31:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint(14 - exp)
+		h := mant >> shift
+		rem := mant & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+func TestHalfPrecisionWeights(t *testing.T) {
+	for _, dt := range []weights.DType{weights.BF16, weights.F16} {
+		t.Run(string(dt), func(t *testing.T) {
+			low, wide := roundCheckpoint(t, dt)
+			ml, err := FromCheckpoint(low, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ml.Close()
+			mw, err := FromCheckpoint(wide, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mw.Close()
+			ids := loadReference(t).Prompts[3].IDs
+			a, err := ml.PromptLogits(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := mw.PromptLogits(ids)
+			worst := 0.0
+			for i := range a {
+				worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
+			}
+			// Same rounded weights, same float32 math: only summation order
+			// may differ between kernels.
+			if worst > 1e-4 {
+				t.Errorf("%s kernels vs f32 kernels on the same rounded weights: max diff %.3g", dt, worst)
+			}
+		})
+	}
+}
