@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -40,7 +41,7 @@ func randomCheckpoint(tb testing.TB, cfg weights.Config, dtype weights.DType) *w
 			for i := range f {
 				f[i] = float32(rng.NormFloat64() * 0.02)
 			}
-			if name[len(name)-6:] == "weight" && len(shape) == 1 {
+			if strings.HasSuffix(name, ".weight") && len(shape) == 1 {
 				for i := range f {
 					f[i] += 1
 				}

@@ -245,13 +245,18 @@ func layerNormRow(out, x, w, b []float32, eps float64) {
 // storeKV copies the keys and values of every row (from qkv) into the
 // row's sequence cache at the row's position, for layer l.
 func (a *activations) storeKV(l int) {
-	C := a.m.Config.NEmbd
+	cfg := a.m.Config
+	C, H, D := cfg.NEmbd, cfg.NHead, cfg.HeadDim()
 	for r := 0; r < a.rows; r++ {
-		k, v := a.rowCache[r].layer(l)
+		cache := a.rowCache[r]
+		k, v := cache.layer(l)
 		p := a.rowPos[r]
 		q := a.qkv[r*3*C : (r+1)*3*C]
-		copy(k[p*C:(p+1)*C], q[C:2*C])
-		copy(v[p*C:(p+1)*C], q[2*C:3*C])
+		for h := 0; h < H; h++ {
+			dst := (h*cache.ctx + p) * D
+			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
+			copy(v[dst:dst+D], q[2*C+h*D:2*C+(h+1)*D])
+		}
 	}
 }
 
@@ -269,35 +274,42 @@ func (a *activations) attentionParts(start, end int) {
 		scores := a.scores[part]
 		for pair := lo; pair < hi; pair++ {
 			r, h := pair/H, pair%H
-			k, v := a.rowCache[r].layer(a.layer)
+			cache := a.rowCache[r]
+			k, v := cache.layer(a.layer)
+			n := a.rowPos[r] + 1
+			head := h * cache.ctx * D
 			q := a.qkv[r*3*C+h*D : r*3*C+(h+1)*D]
 			out := a.att[r*C+h*D : r*C+(h+1)*D]
-			attendHead(out, q, k, v, scores, a.rowPos[r], h*D, C, scale)
+			attendHead(out, q, k[head:head+n*D], v[head:head+n*D], scores[:n], scale)
 		}
 	}
 }
 
-// attendHead computes one head's attention output for one query at
-// position pos: out (D) = softmax(q·K[0..pos]ᵀ·scale) · V[0..pos], where
-// K and V are (P, C) planes and the head's slice starts at column off.
-func attendHead(out, q, k, v, scores []float32, pos, off, C int, scale float32) {
+// attendHead computes one head's attention output for one query:
+// out (D) = softmax(q·Kᵀ·scale) · V, where K and V are the (n, D) keys and
+// values of the positions the query may see, and scores is (n) scratch.
+func attendHead(out, q, k, v, scores []float32, scale float32) {
 	D := len(q)
-	s := scores[:pos+1]
-	for j := range s {
-		s[j] = dot(q, k[j*C+off:j*C+off+D]) * scale
+	for j := range scores {
+		scores[j] = dot(q, k[j*D:(j+1)*D]) * scale
 	}
-	mx := maxf(s)
+	softmaxInPlace(scores)
+	clear(out)
+	for j, w := range scores {
+		axpy(w, v[j*D:(j+1)*D], out)
+	}
+}
+
+// softmaxInPlace replaces x with softmax(x).
+func softmaxInPlace(x []float32) {
+	mx := maxf(x)
 	var sum float32
-	for j, x := range s {
-		e := float32(math.Exp(float64(x - mx)))
-		s[j] = e
+	for j, v := range x {
+		e := expf(v - mx)
+		x[j] = e
 		sum += e
 	}
-	clear(out)
-	inv := 1 / sum
-	for j, w := range s {
-		axpy(w*inv, v[j*C+off:j*C+off+D], out)
-	}
+	scale(x, 1/sum)
 }
 
 // geluRows applies GPT-2's activation in place to MLP rows [start, end).
@@ -313,13 +325,40 @@ func (a *activations) geluRows(start, end int) {
 	geluTanh(h)
 }
 
-// geluTanh is gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// geluTanh is gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
+// with tanh(y) = 1 - 2/(exp(2y) + 1).
 func geluTanh(h []float32) {
 	const c = 0.7978845608028654 // sqrt(2/pi)
 	for i, x := range h {
-		xf := float64(x)
-		h[i] = float32(0.5 * xf * (1 + math.Tanh(c*(xf+0.044715*xf*xf*xf))))
+		y := 2 * c * (x + 0.044715*x*x*x)
+		h[i] = x - x/(expf(y)+1)
 	}
+}
+
+// expf is exp for float32 with relative error below 2e-7 (Cephes'
+// expf: range reduction by ln 2, degree-5 polynomial, scaling by 2^n).
+func expf(x float32) float32 {
+	const (
+		log2e = 1.44269504088896341
+		c1    = 0.693359375
+		c2    = -2.12194440e-4
+	)
+	switch {
+	case x > 88.3762626647949:
+		return float32(math.Inf(1))
+	case x < -87.3:
+		return 0
+	}
+	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	r := x - n*c1 - n*c2
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
 // residualAdd: x += y, both (M, C).

@@ -4,8 +4,8 @@ package gpt2
 // and position, preallocated to the model's context window so decoding
 // never allocates.
 //
-// k and v are (L, P, C): layer l, position p, head h's slice is
-// [l*P*C + p*C + h*D : ... + D].
+// k and v are (L, H, P, D): for layer l and head h, the keys of all
+// positions are one contiguous (P, D) block, so attention streams them.
 type KVCache struct {
 	k, v   []float32
 	layers int
