@@ -1,0 +1,52 @@
+package api
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// listAudit is GET /admin/audit?before=&limit=: events newest first;
+// pass the last seq seen as before for the next page.
+func (s *Server) listAudit(c *fiber.Ctx) error {
+	before, err := queryInt(c, "before", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(c, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	events, err := s.db.ListAudit(uint64(before), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(events)
+}
+
+// backup is GET /admin/backup: a consistent snapshot of the store, taken
+// in one read transaction while the server keeps serving and writing.
+func (s *Server) backup(c *fiber.Ctx) error {
+	s.audit(c, slog.LevelInfo, "admin.backup", currentUser(c), "", nil)
+	name := fmt.Sprintf("gpt2d-%s.db", s.cfg.Now().UTC().Format("20060102T150405Z"))
+	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+	log := s.log
+	db := s.db
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		start := time.Now()
+		n, err := db.WriteTo(w)
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			log.Error("backup stream failed", "bytes", n, "err", err)
+			return
+		}
+		log.Info("backup streamed", "bytes", n, "duration_ms", time.Since(start).Milliseconds())
+	})
+	return nil
+}

@@ -1,0 +1,234 @@
+// Package api is gpt2d's HTTP interface: a Fiber app that speaks the
+// original FastAPI service's contract (paths, status codes, bodies) and
+// adds what that service lacked — deny-by-default authentication, admin
+// controls, throttling, limits and an audit trail.
+//
+// Handlers translate HTTP into calls on auth, store and a Generator and
+// know nothing of tensors. Validation and error bodies live in
+// validate.go and errors.go.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"gpt2d/auth"
+	"gpt2d/gpt2"
+	"gpt2d/store"
+)
+
+// Generator is the model layer as the API needs it; *gpt2.Engine is one.
+type Generator interface {
+	Generate(ctx context.Context, req gpt2.Request, emit func(gpt2.Chunk) error) (*gpt2.Result, error)
+	Info() gpt2.ModelInfo
+	Stats() gpt2.Stats
+}
+
+// Config configures a Server. Store and Auth are required; every other
+// zero value means a working default.
+type Config struct {
+	Store *store.DB
+	Auth  *auth.Service
+	// Logger receives request and audit lines (nil → slog.Default()).
+	Logger *slog.Logger
+
+	// ModelName is reported as "model" and "model_name" by /generate
+	// ("" → the Generator's model name, or "gpt2").
+	ModelName string
+	// RegistrationClosed makes POST /users admin-only.
+	RegistrationClosed bool
+	// BlockedWords are refused in prompts (nil → DefaultBlockedWords).
+	BlockedWords []string
+
+	// BodyLimit caps request bodies (0 → 64 KiB); larger ones get 413.
+	BodyLimit int
+	// HeaderLimit caps the request line plus headers (0 → 8 KiB);
+	// larger ones get 431.
+	HeaderLimit int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request,
+	// writing a response and keeping an idle connection (0 → 10 s, 30 s,
+	// 60 s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// GenerateTimeout is the deadline of one generation, queueing
+	// included (0 → 120 s); past it the client gets 504.
+	GenerateTimeout time.Duration
+	// MaxConns caps concurrent connections (0 → 1024).
+	MaxConns int
+
+	// RegisterThrottle limits failed registrations (duplicate names,
+	// forbidden roles) per client IP and per username.
+	RegisterThrottle auth.ThrottleConfig
+	// ProxyHeader names the header holding the client IP (for example
+	// X-Forwarded-For); set it only behind a proxy that overwrites it.
+	// TrustedProxies then lists the proxies whose header is believed.
+	ProxyHeader    string
+	TrustedProxies []string
+
+	// Now is the clock for audit timestamps (nil → time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.BlockedWords == nil {
+		c.BlockedWords = DefaultBlockedWords
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 64 << 10
+	}
+	if c.HeaderLimit <= 0 {
+		c.HeaderLimit = 8 << 10
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.GenerateTimeout <= 0 {
+		c.GenerateTimeout = 120 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 1024
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Server is the HTTP API. Its methods are safe for concurrent use.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	app       *fiber.App
+	db        *store.DB
+	auth      *auth.Service
+	filter    *Filter
+	registers *auth.Throttle
+	gen       atomic.Pointer[generatorBox]
+}
+
+type generatorBox struct{ Generator }
+
+// New builds the Server and its routes. Until SetGenerator is called,
+// /health and /generate answer 503.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Auth == nil {
+		return nil, errors.New("api: Config.Store and Config.Auth are required")
+	}
+	cfg = cfg.withDefaults()
+	filter, err := NewFilter(cfg.BlockedWords)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		db:        cfg.Store,
+		auth:      cfg.Auth,
+		filter:    filter,
+		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Now),
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:                 "gpt2d",
+		ServerHeader:            "",
+		BodyLimit:               cfg.BodyLimit,
+		ReadBufferSize:          cfg.HeaderLimit,
+		ReadTimeout:             cfg.ReadTimeout,
+		WriteTimeout:            cfg.WriteTimeout,
+		IdleTimeout:             cfg.IdleTimeout,
+		Concurrency:             cfg.MaxConns,
+		CaseSensitive:           true,
+		StrictRouting:           true,
+		DisableStartupMessage:   true,
+		ErrorHandler:            s.errorHandler,
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+	})
+	s.routes()
+	return s, nil
+}
+
+// routes registers every endpoint. Everything is behind authenticate
+// except the routes listed in publicRoutes.
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.logRequests, recover.New(), securityHeaders, s.authenticate())
+
+	app.Get("/health", s.health)
+	app.Get("/docs", docsPage)
+	app.Get("/openapi.json", openAPIDocument)
+
+	app.Post("/users", s.register)
+	app.Post("/token", s.login)
+	app.Post("/token/refresh", s.refresh)
+	app.Post("/logout", s.logout)
+	app.Get("/users/me", s.me)
+	app.Post("/users/me/password", s.changePassword)
+
+	app.Post("/generate", s.generate)
+
+	admin := app.Group("/admin", requireAdmin)
+	admin.Get("/users", s.listUsers)
+	admin.Patch("/users/:user_id", s.updateUser)
+	admin.Delete("/users/:user_id", s.deleteUser)
+	admin.Get("/audit", s.listAudit)
+	admin.Get("/backup", s.backup)
+}
+
+// App returns the Fiber app, for serving on a listener or app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// (generations included) to finish, or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// SetGenerator makes the model available; /health turns 200.
+func (s *Server) SetGenerator(g Generator) { s.gen.Store(&generatorBox{g}) }
+
+func (s *Server) generator() Generator {
+	if b := s.gen.Load(); b != nil {
+		return b.Generator
+	}
+	return nil
+}
+
+// health is 200 once the model is loaded and 503 before.
+func (s *Server) health(c *fiber.Ctx) error {
+	g := s.generator()
+	if g == nil {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "loading"})
+	}
+	st := g.Stats()
+	return c.JSON(fiber.Map{"status": "ok", "model": s.modelName(g), "active": st.Active, "queued": st.Queued})
+}
+
+func (s *Server) modelName(g Generator) string {
+	if s.cfg.ModelName != "" {
+		return s.cfg.ModelName
+	}
+	if g != nil {
+		if n := g.Info().Name; n != "" {
+			return n
+		}
+	}
+	return "gpt2"
+}

@@ -1,0 +1,130 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/auth"
+	"gpt2d/store"
+)
+
+// tokenResponse is the OAuth2 token response; access_token and
+// token_type are what the original service returned.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// formField reads a form field of an OAuth2 form post, copying it out of
+// Fiber's reused buffer; a missing field is a 422 entry.
+func formField(c *fiber.Ctx, name string, errs *[]fieldError) string {
+	v := c.FormValue(name)
+	if v == "" {
+		*errs = append(*errs, fieldError{Loc: []any{"body", name}, Type: "missing", Msg: "Field required"})
+	}
+	return strings.Clone(v)
+}
+
+// login is POST /token: the OAuth2 password flow with form fields
+// username and password.
+func (s *Server) login(c *fiber.Ctx) error {
+	var errs []fieldError
+	username := formField(c, "username", &errs)
+	password := formField(c, "password", &errs)
+	if gt := c.FormValue("grant_type"); gt != "" && gt != "password" {
+		errs = append(errs, fieldError{Loc: []any{"body", "grant_type"}, Type: "string_pattern_mismatch",
+			Msg: "String should match pattern '^password$'", Ctx: map[string]any{"pattern": "^password$"}})
+	}
+	if len(errs) > 0 {
+		return invalid(errs...)
+	}
+	u, err := s.auth.Login(c.IP(), username, password)
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		s.audit(c, slog.LevelWarn, "login.throttled", nil, username, nil)
+		return retryLater(fiber.StatusTooManyRequests, "Too many failed login attempts, retry later", te.RetryAfter)
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.audit(c, slog.LevelWarn, "login.failure", nil, username, nil)
+		return unauthorized(detailLoginFailed)
+	case err != nil:
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "login.success", u, u.Username, nil)
+	return s.sendTokens(c, u, "")
+}
+
+func (s *Server) sendTokens(c *fiber.Ctx, u *store.User, refresh string) error {
+	access, err := s.auth.IssueAccessToken(u)
+	if err != nil {
+		return err
+	}
+	if refresh == "" {
+		if refresh, err = s.auth.IssueRefreshToken(u); err != nil {
+			return err
+		}
+	}
+	c.Set(fiber.HeaderPragma, "no-cache")
+	return c.JSON(tokenResponse{
+		AccessToken:  access,
+		TokenType:    "bearer",
+		ExpiresIn:    int(s.auth.TokenTTL().Seconds()),
+		RefreshToken: refresh,
+	})
+}
+
+// refresh is POST /token/refresh with refresh_token as a form field (the
+// OAuth2 refresh grant) or in a JSON object.
+func (s *Server) refresh(c *fiber.Ctx) error {
+	var token string
+	if isJSON(c.Get(fiber.HeaderContentType)) {
+		b, err := parseJSON(c)
+		if err != nil {
+			return err
+		}
+		token = b.str("refresh_token", true, 1, 0)
+		if err := b.err(); err != nil {
+			return err
+		}
+	} else {
+		var errs []fieldError
+		token = formField(c, "refresh_token", &errs)
+		if len(errs) > 0 {
+			return invalid(errs...)
+		}
+	}
+	u, access, next, err := s.auth.Refresh(token)
+	switch {
+	case errors.Is(err, auth.ErrRefreshReuse):
+		s.audit(c, slog.LevelWarn, "token.refresh.reuse", nil, "", map[string]any{"revoked": "token family"})
+		return unauthorized(detailBadCredentials)
+	case errors.Is(err, auth.ErrInvalidToken):
+		return unauthorized(detailBadCredentials)
+	case err != nil:
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "token.refresh", u, u.Username, nil)
+	c.Set(fiber.HeaderPragma, "no-cache")
+	return c.JSON(tokenResponse{
+		AccessToken:  access,
+		TokenType:    "bearer",
+		ExpiresIn:    int(s.auth.TokenTTL().Seconds()),
+		RefreshToken: next,
+	})
+}
+
+// logout is POST /logout: it revokes every access and refresh token of
+// the caller, on all devices.
+func (s *Server) logout(c *fiber.Ctx) error {
+	u := currentUser(c)
+	if err := s.auth.Logout(u.ID); err != nil {
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "logout", u, u.Username, nil)
+	return c.JSON(fiber.Map{"detail": "Logged out"})
+}

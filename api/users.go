@@ -1,0 +1,217 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/auth"
+	"gpt2d/store"
+)
+
+// userOut is a user as the API shows it: never the password hash.
+type userOut struct {
+	ID       uint64     `json:"id"`
+	Username string     `json:"username"`
+	Role     store.Role `json:"role"`
+	Disabled bool       `json:"disabled"`
+}
+
+func showUser(u *store.User) userOut {
+	return userOut{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled}
+}
+
+// parseRole reads the optional "role" field; def when absent.
+func (b *body) role(name string, def store.Role) store.Role {
+	if !b.has(name) {
+		return def
+	}
+	r := store.Role(b.str(name, false, 0, 0))
+	if !r.Valid() {
+		b.fail(name, "enum", "Input should be 'user' or 'admin'", map[string]any{"expected": "'user' or 'admin'"})
+	}
+	return r
+}
+
+// register is POST /users. Anyone may create a "user" while registration
+// is open; only an admin may create an admin, or anyone once it is closed.
+func (s *Server) register(c *fiber.Ctx) error {
+	ip := c.IP()
+	if wait := s.registers.Wait("ip:" + ip); wait > 0 {
+		return retryLater(fiber.StatusTooManyRequests, "Too many failed registrations, retry later", wait)
+	}
+	b, err := parseJSON(c)
+	if err != nil {
+		return err
+	}
+	username := b.username("username")
+	password := b.password("password", s.auth.Policy())
+	role := b.role("role", store.RoleUser)
+	if err := b.err(); err != nil {
+		return err
+	}
+	nameKey := "user:" + store.FoldUsername(username)
+	if wait := s.registers.Wait(nameKey); wait > 0 {
+		return retryLater(fiber.StatusTooManyRequests, "Too many failed registrations, retry later", wait)
+	}
+
+	caller := currentUser(c)
+	isAdmin := caller != nil && caller.Role == store.RoleAdmin
+	switch {
+	case role == store.RoleAdmin && !isAdmin:
+		s.registers.Fail("ip:" + ip)
+		s.audit(c, slog.LevelWarn, "user.register.denied", caller, username, map[string]any{"role": role, "reason": "admin role requested"})
+		return newError(fiber.StatusForbidden, detailAdminRequired)
+	case s.cfg.RegistrationClosed && !isAdmin:
+		s.registers.Fail("ip:" + ip)
+		return newError(fiber.StatusForbidden, detailRegistrationClose)
+	}
+
+	u, err := s.auth.Register(username, password, role)
+	var pe *auth.PolicyError
+	switch {
+	case errors.Is(err, store.ErrUsernameTaken):
+		s.registers.Fail("ip:" + ip)
+		s.registers.Fail(nameKey)
+		return newError(fiber.StatusBadRequest, detailUsernameTaken)
+	case errors.As(err, &pe):
+		return invalid(policyFieldError("password", pe))
+	case err != nil:
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "user.register", caller, u.Username, map[string]any{"user_id": u.ID, "role": u.Role})
+	return c.JSON(fiber.Map{"id": u.ID, "username": u.Username, "role": u.Role})
+}
+
+// me is GET /users/me.
+func (s *Server) me(c *fiber.Ctx) error {
+	return c.JSON(showUser(currentUser(c)))
+}
+
+// changePassword is POST /users/me/password. It revokes every token the
+// caller holds, including the one used for this request.
+func (s *Server) changePassword(c *fiber.Ctx) error {
+	b, err := parseJSON(c)
+	if err != nil {
+		return err
+	}
+	current := b.str("current_password", true, 0, 0)
+	next := b.password("new_password", s.auth.Policy())
+	if err := b.err(); err != nil {
+		return err
+	}
+	u := currentUser(c)
+	_, err = s.auth.ChangePassword(u, current, next)
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		return retryLater(fiber.StatusTooManyRequests, "Too many failed attempts, retry later", te.RetryAfter)
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.audit(c, slog.LevelWarn, "password.change.failure", u, u.Username, nil)
+		return newError(fiber.StatusBadRequest, "Incorrect password")
+	case err != nil:
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "password.change", u, u.Username, nil)
+	return c.JSON(fiber.Map{"detail": "Password changed; sign in again"})
+}
+
+// listUsers is GET /admin/users?skip=&limit=.
+func (s *Server) listUsers(c *fiber.Ctx) error {
+	skip, err := queryInt(c, "skip", 0, 0, 1<<31-1)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(c, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	users, err := s.db.ListUsers(skip, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]userOut, len(users))
+	for i := range users {
+		out[i] = showUser(&users[i])
+	}
+	return c.JSON(out)
+}
+
+var errNoChange = errors.New("no change")
+
+// updateUser is PATCH /admin/users/{user_id} with {role?, disabled?}.
+func (s *Server) updateUser(c *fiber.Ctx) error {
+	id, err := pathID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	b, err := parseJSON(c)
+	if err != nil {
+		return err
+	}
+	role := b.role("role", "")
+	disabled, setDisabled := b.boolean("disabled")
+	if err := b.err(); err != nil {
+		return err
+	}
+	var changes map[string]any
+	u, err := s.auth.Update(id, func(u *store.User) error {
+		changes = map[string]any{}
+		if role != "" && role != u.Role {
+			changes["role"] = map[string]any{"from": u.Role, "to": role}
+			u.Role = role
+		}
+		if setDisabled && disabled != u.Disabled {
+			changes["disabled"] = disabled
+			u.Disabled = disabled
+		}
+		if len(changes) == 0 {
+			return errNoChange // keep the user's sessions
+		}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		u, err = s.db.UserByID(id)
+		if err != nil {
+			return userError(err)
+		}
+		return c.JSON(showUser(u))
+	}
+	if err != nil {
+		return userError(err)
+	}
+	action := "user.update"
+	if _, ok := changes["role"]; ok {
+		action = "user.role_change"
+	}
+	s.audit(c, slog.LevelInfo, action, currentUser(c), u.Username, changes)
+	return c.JSON(showUser(u))
+}
+
+// deleteUser is DELETE /admin/users/{user_id}.
+func (s *Server) deleteUser(c *fiber.Ctx) error {
+	id, err := pathID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	u, err := s.db.UserByID(id)
+	if err != nil {
+		return userError(err)
+	}
+	if err := s.db.DeleteUser(id); err != nil {
+		return userError(err)
+	}
+	s.audit(c, slog.LevelInfo, "user.delete", currentUser(c), u.Username, map[string]any{"user_id": id})
+	return c.JSON(fiber.Map{"detail": "User deleted"})
+}
+
+func userError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return newError(fiber.StatusNotFound, detailUserNotFound)
+	case errors.Is(err, store.ErrLastAdmin):
+		return newError(fiber.StatusConflict, detailLastAdmin)
+	}
+	return err
+}

@@ -1,0 +1,252 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/auth"
+)
+
+// body holds a request's JSON object and collects the field errors found
+// while reading it, so one 422 reports all of them, as FastAPI does.
+type body struct {
+	fields map[string]json.RawMessage
+	errs   []fieldError
+}
+
+// parseJSON reads the request body as a JSON object. It fails with a 422
+// in FastAPI's shape when the content type is not JSON, the body is empty,
+// not valid JSON, or not an object.
+func parseJSON(c *fiber.Ctx) (*body, error) {
+	notObject := invalid(fieldError{Loc: []any{"body"}, Type: "model_attributes_type",
+		Msg: "Input should be a valid dictionary or object to extract fields from"})
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return nil, notObject
+	}
+	raw := c.Body()
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, invalid(fieldError{Loc: []any{"body"}, Type: "missing", Msg: "Field required"})
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, notObject
+		}
+		pos := 0
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			pos = int(syn.Offset)
+		}
+		return nil, invalid(fieldError{Loc: []any{"body", pos}, Type: "json_invalid", Msg: "JSON decode error",
+			Ctx: map[string]any{"error": err.Error()}})
+	}
+	if fields == nil { // the body was "null"
+		return nil, notObject
+	}
+	return &body{fields: fields}, nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == fiber.MIMEApplicationJSON || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// err returns the collected field errors as a 422, or nil.
+func (b *body) err() error {
+	if len(b.errs) == 0 {
+		return nil
+	}
+	return invalid(b.errs...)
+}
+
+func (b *body) fail(name, typ, msg string, ctx map[string]any) {
+	b.errs = append(b.errs, fieldError{Loc: []any{"body", name}, Type: typ, Msg: msg, Ctx: ctx})
+}
+
+// has reports whether the field is present (even as null).
+func (b *body) has(name string) bool {
+	_, ok := b.fields[name]
+	return ok
+}
+
+// str reads a string field of minChars..maxChars characters (0: no bound).
+// A missing field is an error only when required; then "" is returned.
+func (b *body) str(name string, required bool, minChars, maxChars int) string {
+	raw, ok := b.fields[name]
+	if !ok {
+		if required {
+			b.fail(name, "missing", "Field required", nil)
+		}
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		b.fail(name, "string_type", "Input should be a valid string", nil)
+		return ""
+	}
+	n := utf8.RuneCountInString(s)
+	switch {
+	case minChars > 0 && n < minChars:
+		b.fail(name, "string_too_short", fmt.Sprintf("String should have at least %d character%s", minChars, plural(minChars)),
+			map[string]any{"min_length": minChars})
+	case maxChars > 0 && n > maxChars:
+		b.fail(name, "string_too_long", fmt.Sprintf("String should have at most %d character%s", maxChars, plural(maxChars)),
+			map[string]any{"max_length": maxChars})
+	}
+	return s
+}
+
+// integer reads an integer field within [lo, hi], or def when absent.
+// Like pydantic's lax mode it accepts 50, 50.0 and "50".
+func (b *body) integer(name string, def, lo, hi int) int {
+	raw, ok := b.fields[name]
+	if !ok {
+		return def
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		b.fail(name, "int_type", "Input should be a valid integer", nil)
+		return def
+	}
+	var n int64
+	var err error
+	switch v := v.(type) {
+	case json.Number:
+		n, err = v.Int64()
+		if err != nil {
+			var f float64
+			if f, err = v.Float64(); err == nil && f == float64(int64(f)) {
+				n = int64(f)
+			} else {
+				err = errors.New("fractional")
+			}
+		}
+	case string:
+		n, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			b.fail(name, "int_parsing", "Input should be a valid integer, unable to parse string as an integer", nil)
+			return def
+		}
+	default:
+		err = errors.New("not a number")
+	}
+	if err != nil {
+		b.fail(name, "int_type", "Input should be a valid integer", nil)
+		return def
+	}
+	return int(checkRange(n, lo, hi, func(typ, msg string, ctx map[string]any) { b.fail(name, typ, msg, ctx) }))
+}
+
+// boolean reads an optional boolean field; ok is false when absent.
+func (b *body) boolean(name string) (v, ok bool) {
+	raw, present := b.fields[name]
+	if !present {
+		return false, false
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		b.fail(name, "bool_type", "Input should be a valid boolean", nil)
+		return false, false
+	}
+	return v, true
+}
+
+func checkRange(n int64, lo, hi int, fail func(typ, msg string, ctx map[string]any)) int64 {
+	switch {
+	case n < int64(lo):
+		fail("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", lo), map[string]any{"ge": lo})
+	case n > int64(hi):
+		fail("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", hi), map[string]any{"le": hi})
+	}
+	return n
+}
+
+// queryInt reads an integer query parameter within [lo, hi], or def.
+func queryInt(c *fiber.Ctx, name string, def, lo, hi int) (int, error) {
+	s := c.Query(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, invalid(fieldError{Loc: []any{"query", name}, Type: "int_parsing",
+			Msg: "Input should be a valid integer, unable to parse string as an integer"})
+	}
+	var fe *fieldError
+	checkRange(n, lo, hi, func(typ, msg string, ctx map[string]any) {
+		fe = &fieldError{Loc: []any{"query", name}, Type: typ, Msg: msg, Ctx: ctx}
+	})
+	if fe != nil {
+		return 0, invalid(*fe)
+	}
+	return int(n), nil
+}
+
+// pathID reads the positive integer path parameter name.
+func pathID(c *fiber.Ctx, name string) (uint64, error) {
+	n, err := strconv.ParseUint(c.Params(name), 10, 64)
+	if err != nil || n == 0 {
+		return 0, invalid(fieldError{Loc: []any{"path", name}, Type: "int_parsing",
+			Msg: "Input should be a valid integer, unable to parse string as an integer"})
+	}
+	return n, nil
+}
+
+// username reads an account name: 3–50 characters, no
+// control characters (they would forge lines in logs and terminals).
+func (b *body) username(name string) string {
+	u := b.str(name, true, 3, 50)
+	if strings.IndexFunc(u, unicode.IsControl) >= 0 {
+		b.fail(name, "value_error", "Value error, username must not contain control characters", nil)
+	}
+	return u
+}
+
+// password reads a password field and checks it against policy. Messages
+// name the rule, never the value.
+func (b *body) password(name string, policy auth.PasswordPolicy) string {
+	before := len(b.errs)
+	p := b.str(name, true, 0, 0)
+	if len(b.errs) > before { // missing or not a string
+		return ""
+	}
+	var pe *auth.PolicyError
+	if err := policy.Check(p); errors.As(err, &pe) {
+		b.errs = append(b.errs, policyFieldError(name, pe))
+	}
+	return p
+}
+
+func policyFieldError(name string, pe *auth.PolicyError) fieldError {
+	fe := fieldError{Loc: []any{"body", name}}
+	switch pe.Rule {
+	case auth.RuleTooShort:
+		fe.Type, fe.Ctx = "string_too_short", map[string]any{"min_length": pe.Limit}
+		fe.Msg = fmt.Sprintf("String should have at least %d characters", pe.Limit)
+	case auth.RuleTooLong:
+		fe.Type, fe.Ctx = "string_too_long", map[string]any{"max_bytes": pe.Limit}
+		fe.Msg = fmt.Sprintf("Password should have at most %d bytes", pe.Limit)
+	default:
+		fe.Type = "value_error"
+		fe.Msg = "Value error, " + pe.Error()
+	}
+	return fe
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
