@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -73,7 +74,12 @@ func (c *Checkpoint) Close() error {
 }
 
 // Load opens a checkpoint: a Hugging Face model directory (config.json,
-// model.safetensors, tokenizer files) or a gpt2d converted weights file.
+// model.safetensors, tokenizer files), read with LoadDir, or a gpt2d
+// weights file (see FORMAT.md), which is memory-mapped and checked but not
+// read: its tensors are views of the map, 64-byte aligned, and the first
+// use of each page faults it in from the page cache. A file that is not a
+// usable gpt2d weights file is refused with an error naming it that wraps
+// ErrNotConverted, ErrFormatVersion or ErrCorrupt.
 func Load(path string) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -82,7 +88,7 @@ func Load(path string) (*Checkpoint, error) {
 	if st.IsDir() {
 		return LoadDir(path)
 	}
-	return nil, fmt.Errorf("load model %s: not a directory", path)
+	return openConverted(path)
 }
 
 // MatrixNames lists the canonical names of the weight matrices of a model
@@ -132,10 +138,11 @@ func isConv1D(name string) bool {
 		(strings.Contains(name, ".attn.c_") || strings.Contains(name, ".mlp.c_"))
 }
 
-// LoadDir loads a Hugging Face GPT-2 directory. Tensors are converted to
-// the canonical layout in F32 on the heap: Conv1D weights are transposed,
-// F16/BF16 are widened exactly, the "transformer." prefix and the
-// attn.bias / attn.masked_bias buffers are dropped.
+// LoadDir loads a Hugging Face GPT-2 directory. Tensors are presented in
+// the canonical layout in F32: Conv1D weights are transposed and F16/BF16
+// are widened exactly (on the heap), F32 tensors that need no transpose are
+// views of the memory-mapped model.safetensors, and the "transformer."
+// prefix and the attn.bias / attn.masked_bias buffers are dropped.
 func LoadDir(dir string) (*Checkpoint, error) {
 	cfgData, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -149,15 +156,15 @@ func LoadDir(dir string) (*Checkpoint, error) {
 	if err := readTokenizerFiles(dir, ck); err != nil {
 		return nil, err
 	}
-	stPath := filepath.Join(dir, "model.safetensors")
-	f, err := OpenSafetensors(stPath)
+	f, err := OpenSafetensors(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
-	defer f.Close()
 	if err := canonicalize(f, cfg, ck); err != nil {
-		return nil, err
+		f.Close()
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
+	ck.closer = f.Close
 	return ck, nil
 }
 
@@ -180,9 +187,40 @@ func readTokenizerFiles(dir string, ck *Checkpoint) error {
 	return nil
 }
 
-// canonicalize copies f's GPT-2 tensors into ck in canonical F32 layout,
-// checking every expected tensor is present with the right shape.
+// canonicalize puts f's GPT-2 tensors into ck in canonical F32 layout.
 func canonicalize(f *File, cfg Config, ck *Checkpoint) error {
+	src, err := hfTensors(f, cfg)
+	if err != nil {
+		return err
+	}
+	for name, want := range CanonicalShapes(cfg) {
+		t := src[name]
+		vals, err := t.F32()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		if isConv1D(name) {
+			vals = transpose(vals, want[1], want[0])
+		}
+		ck.Tensors[name] = Tensor{Name: name, DType: F32, Shape: want, Data: f32Bytes(vals)}
+	}
+	return nil
+}
+
+// hfName returns the Hugging Face name of a canonical tensor.
+func hfName(name string) string {
+	if name == "wte" || name == "wpe" {
+		return name + ".weight"
+	}
+	return name
+}
+
+// hfTensors finds in f, a Hugging Face GPT-2 model.safetensors, the
+// tensor for every canonical name, checking that it has the shape cfg
+// implies (Conv1D weights are stored [in, out]) and a floating-point
+// dtype. The tensors returned are still in Hugging Face layout. Errors name
+// the file and the first offending tensor in sorted order.
+func hfTensors(f *File, cfg Config) (map[string]Tensor, error) {
 	byName := map[string]Tensor{}
 	for name, t := range f.Tensors {
 		n := strings.TrimPrefix(name, "transformer.")
@@ -194,30 +232,33 @@ func canonicalize(f *File, cfg Config, ck *Checkpoint) error {
 		}
 		byName[n] = t
 	}
-	for name, want := range CanonicalShapes(cfg) {
+	shapes := CanonicalShapes(cfg)
+	names := make([]string, 0, len(shapes))
+	for name := range shapes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make(map[string]Tensor, len(shapes))
+	for _, name := range names {
+		want := shapes[name]
 		t, ok := byName[name]
 		if !ok {
-			return fmt.Errorf("%s: missing tensor %s", f.Path, name)
-		}
-		src := want
-		if isConv1D(name) {
-			src = []int{want[1], want[0]}
-		}
-		if !equalShape(t.Shape, src) {
-			return fmt.Errorf("%s: tensor %s has shape %v, want %v", f.Path, t.Name, t.Shape, src)
-		}
-		vals, err := t.F32()
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Path, err)
+			return nil, fmt.Errorf("%s: missing tensor %s", f.Path, hfName(name))
 		}
 		if isConv1D(name) {
-			vals = transpose(vals, src[0], src[1])
-		} else if t.DType == F32 {
-			vals = append([]float32(nil), vals...) // detach from the map
+			want = []int{want[1], want[0]}
 		}
-		ck.Tensors[name] = Tensor{Name: name, DType: F32, Shape: want, Data: f32Bytes(vals)}
+		if !equalShape(t.Shape, want) {
+			return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v for this config", f.Path, t.Name, t.Shape, want)
+		}
+		switch t.DType {
+		case F32, F16, BF16:
+		default:
+			return nil, fmt.Errorf("%s: tensor %s has dtype %s; gpt2d reads F32, F16 and BF16 checkpoints", f.Path, t.Name, t.DType)
+		}
+		out[name] = t
 	}
-	return nil
+	return out, nil
 }
 
 func equalShape(a, b []int) bool {

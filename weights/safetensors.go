@@ -124,27 +124,6 @@ func (t Tensor) I8s() ([]int8, error) {
 	return unsafe.Slice((*int8)(unsafe.Pointer(&t.Data[0])), len(t.Data)), nil
 }
 
-// HalfToFloat32 widens IEEE 754 half-precision bits to float32 (exact).
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0:
-		e := uint32(127 - 15 + 1)
-		for mant&0x400 == 0 {
-			mant <<= 1
-			e--
-		}
-		return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
-
 // maxHeaderSize bounds the JSON header a file may declare (100 MB, as the
 // reference implementation does).
 const maxHeaderSize = 100 << 20
@@ -158,6 +137,7 @@ type File struct {
 	// DataStart is the offset of the first data byte in the file.
 	DataStart int64
 	data      []byte
+	end       int64 // end of the last tensor, relative to DataStart
 	unmap     func() error
 }
 
@@ -175,61 +155,74 @@ func OpenSafetensors(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	f, err := parseSafetensors(path, data)
+	f, raw, err := parseHeader(data)
+	if err == nil {
+		err = f.addTensors(raw)
+	}
 	if err != nil {
 		unmap()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	f.Path = path
 	f.unmap = unmap
 	return f, nil
 }
 
-func parseSafetensors(path string, data []byte) (*File, error) {
+// parseHeader reads a safetensors header and its __metadata__, returning
+// the tensor entries still undecoded so that a caller can check the
+// metadata first.
+func parseHeader(data []byte) (*File, map[string]json.RawMessage, error) {
 	if len(data) < 8 {
-		return nil, fmt.Errorf("%s: truncated safetensors file (%d bytes)", path, len(data))
+		return nil, nil, fmt.Errorf("truncated safetensors file (%d bytes)", len(data))
 	}
 	hlen := binary.LittleEndian.Uint64(data)
 	if hlen > maxHeaderSize || hlen > uint64(len(data)-8) {
-		return nil, fmt.Errorf("%s: safetensors header length %d is invalid for a %d-byte file", path, hlen, len(data))
+		return nil, nil, fmt.Errorf("safetensors header length %d is invalid for a %d-byte file (truncated?)", hlen, len(data))
 	}
 	raw := map[string]json.RawMessage{}
 	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
-		return nil, fmt.Errorf("%s: safetensors header: %w", path, err)
+		return nil, nil, fmt.Errorf("safetensors header: %w", err)
 	}
-	f := &File{Path: path, Tensors: map[string]Tensor{}, DataStart: int64(8 + hlen), data: data}
-	body := data[8+hlen:]
-	for name, msg := range raw {
-		if name == "__metadata__" {
-			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
-				return nil, fmt.Errorf("%s: __metadata__: %w", path, err)
-			}
-			continue
+	f := &File{Tensors: map[string]Tensor{}, DataStart: int64(8 + hlen), data: data}
+	if msg, ok := raw["__metadata__"]; ok {
+		if err := json.Unmarshal(msg, &f.Metadata); err != nil {
+			return nil, nil, fmt.Errorf("__metadata__: %w", err)
 		}
+		delete(raw, "__metadata__")
+	}
+	return f, raw, nil
+}
+
+// addTensors decodes the header's tensor entries into views of the data.
+func (f *File) addTensors(raw map[string]json.RawMessage) error {
+	body := f.data[f.DataStart:]
+	for name, msg := range raw {
 		var e headerEntry
 		if err := json.Unmarshal(msg, &e); err != nil {
-			return nil, fmt.Errorf("%s: tensor %s: %w", path, name, err)
+			return fmt.Errorf("tensor %s: %w", name, err)
 		}
 		size := e.DType.Size()
 		if size == 0 {
-			return nil, fmt.Errorf("%s: tensor %s: unknown dtype %q", path, name, e.DType)
+			return fmt.Errorf("tensor %s: unknown dtype %q", name, e.DType)
 		}
 		n := int64(1)
 		for _, d := range e.Shape {
 			if d < 0 || (d > 0 && n > math.MaxInt64/int64(d)/8) {
-				return nil, fmt.Errorf("%s: tensor %s: invalid shape %v", path, name, e.Shape)
+				return fmt.Errorf("tensor %s: invalid shape %v", name, e.Shape)
 			}
 			n *= int64(d)
 		}
 		lo, hi := e.DataOffsets[0], e.DataOffsets[1]
 		if lo < 0 || hi < lo || hi > int64(len(body)) {
-			return nil, fmt.Errorf("%s: tensor %s: data offsets [%d,%d] outside the %d data bytes (file truncated?)", path, name, lo, hi, len(body))
+			return fmt.Errorf("tensor %s: data offsets [%d,%d] outside the %d data bytes (file truncated?)", name, lo, hi, len(body))
 		}
 		if hi-lo != n*int64(size) {
-			return nil, fmt.Errorf("%s: tensor %s: %d bytes for shape %v of %s (want %d)", path, name, hi-lo, e.Shape, e.DType, n*int64(size))
+			return fmt.Errorf("tensor %s: %d bytes for shape %v of %s (want %d)", name, hi-lo, e.Shape, e.DType, n*int64(size))
 		}
 		f.Tensors[name] = Tensor{Name: name, DType: e.DType, Shape: e.Shape, Data: body[lo:hi:hi]}
+		f.end = max(f.end, hi)
 	}
-	return f, nil
+	return nil
 }
 
 // Names returns the tensor names in sorted order.
