@@ -125,7 +125,7 @@ func metaOrder(meta map[string]string) []string {
 func writeJSONString(b *bytes.Buffer, s string) {
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
-	enc.Encode(s) // cannot fail for a string
+	enc.Encode(s)           // cannot fail for a string
 	b.Truncate(b.Len() - 1) // Encode's newline
 }
 
