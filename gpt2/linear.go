@@ -1,6 +1,8 @@
 package gpt2
 
 import (
+	"fmt"
+
 	"gorgonia.org/tensor"
 )
 
@@ -92,4 +94,247 @@ func linearRef(out, x []float32, m int, l *Linear) {
 			out[r*l.Out+o] = sum
 		}
 	}
+}
+
+// Blocking of the fast linear kernels. The small-M path streams each weight
+// row once for all M input rows and suits decode; the GEMM path packs
+// weight panels and reuses them across M and suits prefill.
+const (
+	// smallM is the largest M that takes the small-M (dot product) path.
+	smallM = 16
+	// gemmKC is the depth of one packed panel: kc·nr floats of B stay in
+	// L2 while an mr×kc strip of A stays in L1.
+	gemmKC = 256
+	// gemmNC is the number of output columns one GEMM chunk owns: its
+	// packed B block (gemmKC × gemmNC floats) fits L2 beside A.
+	gemmNC = 256
+	// dotMinElems is the least number of weights one small-M chunk reads,
+	// so that a chunk outweighs the cost of handing it out.
+	dotMinElems = 1 << 15
+)
+
+// linear computes out (m, l.Out) = x (m, l.In) · Wᵀ + bias, splitting the
+// output columns across the pool. It panics if x or out is too short.
+// It is safe for concurrent use and does not allocate in steady state.
+func (p *Pool) linear(out, x []float32, m int, l *Linear) {
+	if m <= 0 || l.Out <= 0 {
+		return
+	}
+	if len(x) < m*l.In || len(out) < m*l.Out {
+		panic(fmt.Sprintf("gpt2: linear %dx%d: x has %d of %d, out %d of %d",
+			l.Out, l.In, len(x), m*l.In, len(out), m*l.Out))
+	}
+	if l.In == 0 {
+		for r := 0; r < m; r++ {
+			o := out[r*l.Out : (r+1)*l.Out]
+			if l.Bias != nil {
+				copy(o, l.Bias)
+			} else {
+				clear(o)
+			}
+		}
+		return
+	}
+	j := p.job()
+	j.lin = linearJob{out: out, x: x, m: m, l: l, k: p.kern, gemm: m > smallM}
+	if j.lin.gemm {
+		panels := (l.Out + p.kern.nr - 1) / p.kern.nr
+		chunk := max(1, min((panels+2*p.n-1)/(2*p.n), gemmNC/p.kern.nr))
+		p.run(j, panels, chunk)
+		return
+	}
+	blocks := (l.Out + 3) / 4
+	chunk := max((blocks+4*p.n-1)/(4*p.n), dotMinElems/(4*l.In), 1)
+	p.run(j, blocks, chunk)
+}
+
+// linearJob is one linear call in flight: chunks are blocks of four output
+// rows on the small-M path and nr-column panels on the GEMM path.
+type linearJob struct {
+	out, x []float32
+	m      int
+	l      *Linear
+	k      *kernels
+	gemm   bool
+}
+
+// scratch is one worker's buffers for a linear chunk, grown on first use
+// and kept with the job so later calls don't allocate.
+type scratch struct {
+	w    []float32 // four weight rows widened to float32 (small-M)
+	bp   []float32 // packed B block, gemmKC × gemmNC (GEMM)
+	a    []float32 // a ragged last strip of A, zero-padded to mr rows
+	row  []float32 // one weight row segment widened to float32
+	tile []float32 // a ragged output tile
+	bias []float32 // a ragged bias segment, zero-padded
+}
+
+// grow returns s resliced to n elements, reallocating only if too small.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func (lj *linearJob) run(s *scratch, start, end int) {
+	if lj.gemm {
+		lj.gemmChunk(s, start, end)
+	} else {
+		lj.dotChunk(s, start, end)
+	}
+}
+
+// widen writes weight row o, columns [k0, k0+len(dst)), to dst as float32.
+func widen(k *kernels, dst []float32, l *Linear, o, k0 int) {
+	off := o*l.In + k0
+	switch l.Type {
+	case WeightF32:
+		copy(dst, l.F32[off:off+len(dst)])
+	case WeightBF16:
+		k.cvtBF16(dst, l.U16[off:off+len(dst)])
+	case WeightF16:
+		k.cvtF16(dst, l.U16[off:off+len(dst)])
+	case WeightI8:
+		k.cvtI8(dst, l.I8[off:off+len(dst)], l.Scale[o])
+	}
+}
+
+// dotChunk computes output rows [4·b0, 4·b1) for all m input rows, reading
+// each weight row once: four rows at a time, widened to float32 in L1 if
+// they are not float32 already, against the input rows four at a time.
+func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
+	l, k, m := lj.l, lj.k, lj.m
+	K, N := l.In, l.Out
+	for b := b0; b < b1; b++ {
+		o := 4 * b
+		rows := min(4, N-o)
+		var w []float32
+		if l.Type == WeightF32 && rows == 4 {
+			w = l.F32[o*K : (o+4)*K]
+		} else {
+			s.w = grow(s.w, 4*K)
+			w = s.w
+			for r := 0; r < rows; r++ {
+				widen(k, w[r*K:(r+1)*K], l, o+r, 0)
+			}
+			clear(w[rows*K:])
+		}
+		var bias []float32
+		if l.Bias != nil {
+			if rows == 4 {
+				bias = l.Bias[o : o+4]
+			} else {
+				s.bias = grow(s.bias, 4)
+				clear(s.bias)
+				copy(s.bias, l.Bias[o:N])
+				bias = s.bias
+			}
+		}
+		for r := 0; r < m; r += 4 {
+			mm := min(4, m-r)
+			if rows == 4 {
+				k.dot4(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, w, K, K, bias)
+				continue
+			}
+			s.tile = grow(s.tile, 16)
+			k.dot4(s.tile, 4, lj.x[r*K:], K, mm, w, K, K, bias)
+			for i := 0; i < mm; i++ {
+				copy(lj.out[(r+i)*N+o:(r+i)*N+N], s.tile[i*4:i*4+rows])
+			}
+		}
+	}
+}
+
+// gemmChunk computes output columns [nr·p0, nr·p1) for all m input rows:
+// for each gemmKC-deep slab of K it packs those columns of W into nr-wide
+// panels (transposed, widened to float32, zero-padded), then runs the
+// mr×nr micro-kernel over every mr-row strip of x against every panel.
+func (lj *linearJob) gemmChunk(s *scratch, p0, p1 int) {
+	l, k, m := lj.l, lj.k, lj.m
+	K, N := l.In, l.Out
+	mr, nr := k.mr, k.nr
+	n0, n1 := p0*nr, min(p1*nr, N)
+	for k0 := 0; k0 < K; k0 += gemmKC {
+		kc := min(gemmKC, K-k0)
+		first := k0 == 0
+		bp := packB(k, s, l, n0, n1, k0, kc)
+		for i0 := 0; i0 < m; i0 += mr {
+			rows := min(mr, m-i0)
+			a, lda := lj.x[i0*K+k0:], K
+			if rows < mr {
+				s.a = grow(s.a, mr*kc)
+				for i := 0; i < mr; i++ {
+					if i < rows {
+						copy(s.a[i*kc:(i+1)*kc], lj.x[(i0+i)*K+k0:])
+					} else {
+						clear(s.a[i*kc : (i+1)*kc])
+					}
+				}
+				a, lda = s.a, kc
+			}
+			for n := n0; n < n1; n += nr {
+				cols := min(nr, n1-n)
+				panel := bp[(n-n0)*kc : (n-n0)*kc+kc*nr]
+				var bias []float32
+				if first && l.Bias != nil {
+					if cols == nr {
+						bias = l.Bias[n : n+nr]
+					} else {
+						s.bias = grow(s.bias, nr)
+						clear(s.bias)
+						copy(s.bias, l.Bias[n:n1])
+						bias = s.bias
+					}
+				}
+				c := lj.out[i0*N+n:]
+				if rows == mr && cols == nr {
+					k.tile(c, N, a, lda, panel, kc, bias, !first)
+					continue
+				}
+				s.tile = grow(s.tile, mr*nr)
+				if !first {
+					for i := 0; i < rows; i++ {
+						copy(s.tile[i*nr:i*nr+cols], c[i*N:i*N+cols])
+					}
+				}
+				k.tile(s.tile, nr, a, lda, panel, kc, bias, !first)
+				for i := 0; i < rows; i++ {
+					copy(c[i*N:i*N+cols], s.tile[i*nr:i*nr+cols])
+				}
+			}
+		}
+	}
+}
+
+// packB lays out W rows [n0, n1), columns [k0, k0+kc) as panels of nr
+// rows: panel q holds kc steps of nr values, bp[q·kc·nr + p·nr + j] =
+// W[n0+q·nr+j][k0+p], with rows past n1 zero. It returns the block.
+func packB(k *kernels, s *scratch, l *Linear, n0, n1, k0, kc int) []float32 {
+	nr := k.nr
+	panels := (n1 - n0 + nr - 1) / nr
+	s.bp = grow(s.bp, panels*kc*nr)
+	bp := s.bp
+	s.row = grow(s.row, kc)
+	for n := n0; n < n0+panels*nr; n++ {
+		q, j := (n-n0)/nr, (n-n0)%nr
+		dst := bp[q*kc*nr+j:]
+		if n >= n1 {
+			for p := 0; p < kc; p++ {
+				dst[p*nr] = 0
+			}
+			continue
+		}
+		var seg []float32
+		if l.Type == WeightF32 {
+			seg = l.F32[n*l.In+k0 : n*l.In+k0+kc]
+		} else {
+			seg = s.row
+			widen(k, seg, l, n, k0)
+		}
+		for p, v := range seg {
+			dst[p*nr] = v
+		}
+	}
+	return bp
 }

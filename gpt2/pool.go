@@ -1,69 +1,237 @@
 package gpt2
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
 
 // Pool is a fixed set of worker goroutines that split loops across cores.
-// Idle workers park on a channel; nothing spins. A Pool is safe for use by
-// one caller at a time per For call; concurrent For calls are serialised.
+//
+// A loop is posted as a job of numbered contiguous chunks. The calling
+// goroutine and whichever workers are idle take chunks from the job with an
+// atomic counter until none remain, so a caller never waits on a chunk that
+// nobody has started: it only waits for chunks already running elsewhere.
+// That makes concurrent callers safe and deadlock-free — they share the
+// workers, and a fn that itself calls For cannot starve — and it balances
+// load when a core is taken by another process. Idle workers park on a
+// channel receive; nothing spins.
+//
+// For and linear are safe for concurrent use by any number of goroutines
+// and do not allocate in steady state. Close must not race with them.
 type Pool struct {
 	n    int
-	mu   sync.Mutex
-	jobs chan func()
-	wg   sync.WaitGroup
+	kern *kernels  // SIMD kernels for this CPU, or the pure-Go ones
+	free chan *job // finished jobs, kept for reuse so calls don't allocate
+
+	mu     sync.Mutex
+	active []*job          // posted jobs that may have chunks left, oldest first
+	idle   []chan struct{} // wake channels of parked workers
+	closed bool
 }
 
-// NewPool starts a pool of n workers (n < 1 means 1).
+// NewPool starts a pool of n workers (n < 1 means GOMAXPROCS), counting the
+// calling goroutine of each For as one of them: n-1 goroutines are started.
 func NewPool(n int) *Pool {
 	if n < 1 {
-		n = 1
+		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{n: n, jobs: make(chan func())}
+	p := &Pool{
+		n:      n,
+		kern:   bestKernels(),
+		free:   make(chan *job, 8),
+		active: make([]*job, 0, 8),
+		idle:   make([]chan struct{}, 0, n),
+	}
 	for i := 1; i < n; i++ {
-		go func() {
-			for f := range p.jobs {
-				f()
-			}
-		}()
+		go p.worker(make(chan struct{}, 1))
 	}
 	return p
 }
 
-// Size returns the number of workers.
+// Size returns the number of workers, the caller of For included.
 func (p *Pool) Size() int { return p.n }
 
+// Close stops the workers once they are idle. No For or linear call may
+// follow.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	for _, w := range p.idle {
+		w <- struct{}{}
+	}
+	p.idle = p.idle[:0]
+	p.mu.Unlock()
+}
+
+// worker helps with the oldest posted job, or parks on wake until a caller
+// posts one.
+func (p *Pool) worker(wake chan struct{}) {
+	for {
+		p.mu.Lock()
+		j := p.next()
+		if j == nil {
+			if p.closed {
+				p.mu.Unlock()
+				return
+			}
+			p.idle = append(p.idle, wake)
+			p.mu.Unlock()
+			<-wake
+			continue
+		}
+		j.refs.Add(1)
+		p.mu.Unlock()
+		j.work()
+		j.release()
+	}
+}
+
+// next returns the oldest active job with chunks left to hand out, and
+// unlists the exhausted ones it passes so no worker comes back to them.
+// p.mu must be held.
+func (p *Pool) next() *job {
+	for len(p.active) > 0 {
+		j := p.active[0]
+		if int(j.next.Load()) < j.parts {
+			return j
+		}
+		p.unlist(j)
+	}
+	return nil
+}
+
+// unlist removes j from the active jobs if it is there. p.mu must be held.
+func (p *Pool) unlist(j *job) {
+	for i, a := range p.active {
+		if a == j {
+			copy(p.active[i:], p.active[i+1:])
+			p.active[len(p.active)-1] = nil
+			p.active = p.active[:len(p.active)-1]
+			return
+		}
+	}
+}
+
 // For runs fn over [0, total) split into at most Size contiguous chunks,
-// the calling goroutine taking one of them, and returns when all are done.
+// the calling goroutine taking chunks too, and returns when all are done.
+// Chunks may run concurrently with each other and in any order.
+//
+// For itself does not allocate. A func literal that captures variables
+// escapes when passed here and is allocated by the caller; callers on a hot
+// path keep one func value and reuse it.
 func (p *Pool) For(total int, fn func(start, end int)) {
 	if total <= 0 {
 		return
 	}
-	parts := p.n
-	if parts > total {
-		parts = total
-	}
+	parts := min(p.n, total)
 	if parts == 1 {
 		fn(0, total)
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var wg sync.WaitGroup
-	chunk := (total + parts - 1) / parts
-	for s := chunk; s < total; s += chunk {
-		e := min(s+chunk, total)
-		wg.Add(1)
-		start := s
-		p.jobs <- func() { fn(start, e); wg.Done() }
-	}
-	fn(0, min(chunk, total))
-	wg.Wait()
+	j := p.job()
+	j.fn = fn
+	p.run(j, total, (total+parts-1)/parts)
 }
 
-// Close stops the workers.
-func (p *Pool) Close() { close(p.jobs) }
+// job is one posted loop: chunk i covers units [i*chunk, min((i+1)*chunk,
+// total)) and runs fn, or the linear layer in lin when fn is nil.
+type job struct {
+	p     *Pool
+	fn    func(start, end int)
+	lin   linearJob
+	total int
+	chunk int
+	parts int
 
-// linear computes out (M, Out) = x (M, In) · Wᵀ + b, splitting output
-// columns across the pool.
-func (p *Pool) linear(out, x []float32, m int, l *Linear) {
-	linearRef(out, x, m, l)
+	next  atomic.Int32 // index of the next chunk to hand out
+	left  atomic.Int32 // chunks not finished; reaching 0 sends on done
+	refs  atomic.Int32 // goroutines holding the job; the last one frees it
+	slots atomic.Int32 // scratch slots handed out, one per goroutine
+	done  chan struct{}
+
+	// scratch[s] belongs to the goroutine holding slot s during a run. A
+	// job is listed as active while its chunks are handed out, and only
+	// workers that find it listed join, so at most Size goroutines work on
+	// it and Size slots suffice.
+	scratch []scratch
+}
+
+// job returns a job ready for run, reusing a freed one when there is one.
+func (p *Pool) job() *job {
+	select {
+	case j := <-p.free:
+		return j
+	default:
+		return &job{p: p, done: make(chan struct{}, 1), scratch: make([]scratch, p.n)}
+	}
+}
+
+// run splits [0, total) into chunks of chunk units, lists the job for idle
+// workers to join, works on it itself, and once every chunk is handed out
+// unlists it and waits for the chunks others are still running.
+func (p *Pool) run(j *job, total, chunk int) {
+	j.total, j.chunk = total, chunk
+	j.parts = (total + chunk - 1) / chunk
+	j.next.Store(0)
+	j.slots.Store(0)
+	j.left.Store(int32(j.parts))
+	j.refs.Store(1)
+	if j.parts > 1 && p.n > 1 {
+		p.mu.Lock()
+		p.active = append(p.active, j)
+		for w := min(j.parts-1, len(p.idle)); w > 0; w-- {
+			wake := p.idle[len(p.idle)-1]
+			p.idle = p.idle[:len(p.idle)-1]
+			wake <- struct{}{}
+		}
+		p.mu.Unlock()
+	}
+	j.work()
+	if j.parts > 1 && p.n > 1 {
+		p.mu.Lock()
+		p.unlist(j)
+		p.mu.Unlock()
+	}
+	<-j.done
+	j.fn = nil
+	j.lin = linearJob{}
+	j.release()
+}
+
+// work takes and runs chunks until none are left to take.
+func (j *job) work() {
+	slot := -1
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= j.parts {
+			return
+		}
+		if slot < 0 {
+			slot = int(j.slots.Add(1)) - 1
+		}
+		start := i * j.chunk
+		end := min(start+j.chunk, j.total)
+		if j.fn != nil {
+			j.fn(start, end)
+		} else {
+			j.lin.run(&j.scratch[slot], start, end)
+		}
+		if j.left.Add(-1) == 0 {
+			j.done <- struct{}{}
+		}
+	}
+}
+
+// release drops one reference; the last one returns the job for reuse. A
+// worker that joined may still be leaving work after the caller has
+// returned, so the job is not reused until it has let go too.
+func (j *job) release() {
+	if j.refs.Add(-1) != 0 {
+		return
+	}
+	select {
+	case j.p.free <- j:
+	default:
+	}
 }

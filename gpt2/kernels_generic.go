@@ -1,0 +1,144 @@
+package gpt2
+
+// kernels is one implementation of the inner loops of a linear layer. The
+// drivers in linear.go do the blocking, packing, edges and threading, and
+// call these on full, in-bounds blocks only. A Pool holds the set chosen
+// for the CPU at NewPool; tests swap in genericKernels to check the
+// pure-Go path on any machine.
+type kernels struct {
+	name string
+
+	// dot4 is the small-M kernel: four weight rows against m ≤ 4 input
+	// rows, each output a dot product over k.
+	//   out[r*ldo+o] = bias[o] + Σ_i x[r*ldx+i]·w[o*ldw+i]   (o < 4, r < m)
+	// bias is nil or has 4 elements.
+	dot4 func(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32)
+
+	// mr×nr is the register tile of the GEMM kernel.
+	mr, nr int
+	// tile is the GEMM micro-kernel: an mr×nr block of C from mr rows of A
+	// (row stride lda) and a packed panel b of kc steps of nr values.
+	//   c[i*ldc+j] = (add ? c[i*ldc+j] : 0) + bias[j] + Σ_p a[i*lda+p]·b[p*nr+j]
+	// bias is nil or has nr elements.
+	tile func(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool)
+
+	// Widening conversions, dst[i] = src[i] (times scale for int8);
+	// len(dst) == len(src).
+	cvtBF16 func(dst []float32, src []uint16)
+	cvtF16  func(dst []float32, src []uint16)
+	cvtI8   func(dst []float32, src []int8, scale float32)
+}
+
+// genericKernels is the pure-Go implementation, used where no SIMD one
+// fits the CPU and held against linearRef in the tests on every machine.
+var genericKernels = &kernels{
+	name:    "generic",
+	dot4:    dot4Generic,
+	mr:      4,
+	nr:      4,
+	tile:    tile4x4Generic,
+	cvtBF16: cvtBF16Generic,
+	cvtF16:  cvtF16Generic,
+	cvtI8:   cvtI8Generic,
+}
+
+func dot4Generic(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
+	w0 := w[0*ldw : 0*ldw+k]
+	w1 := w[1*ldw : 1*ldw+k]
+	w2 := w[2*ldw : 2*ldw+k]
+	w3 := w[3*ldw : 3*ldw+k]
+	for r := 0; r < m; r++ {
+		xr := x[r*ldx : r*ldx+k]
+		var s0, s1, s2, s3 float32
+		for i, xv := range xr {
+			s0 += xv * w0[i]
+			s1 += xv * w1[i]
+			s2 += xv * w2[i]
+			s3 += xv * w3[i]
+		}
+		if bias != nil {
+			s0 += bias[0]
+			s1 += bias[1]
+			s2 += bias[2]
+			s3 += bias[3]
+		}
+		o := out[r*ldo : r*ldo+4]
+		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+	}
+}
+
+// tile4x4Generic keeps the 16 sums of a 4×4 tile in locals, which the
+// compiler holds in registers.
+func tile4x4Generic(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a0 := a[0*lda : 0*lda+kc]
+	a1 := a[1*lda : 1*lda+kc]
+	a2 := a[2*lda : 2*lda+kc]
+	a3 := a[3*lda : 3*lda+kc]
+	b = b[:kc*4]
+	for p := range a0 {
+		bp := b[p*4 : p*4+4]
+		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+		v := a0[p]
+		c00 += v * b0
+		c01 += v * b1
+		c02 += v * b2
+		c03 += v * b3
+		v = a1[p]
+		c10 += v * b0
+		c11 += v * b1
+		c12 += v * b2
+		c13 += v * b3
+		v = a2[p]
+		c20 += v * b0
+		c21 += v * b1
+		c22 += v * b2
+		c23 += v * b3
+		v = a3[p]
+		c30 += v * b0
+		c31 += v * b1
+		c32 += v * b2
+		c33 += v * b3
+	}
+	acc := [4][4]float32{
+		{c00, c01, c02, c03},
+		{c10, c11, c12, c13},
+		{c20, c21, c22, c23},
+		{c30, c31, c32, c33},
+	}
+	for i := range acc {
+		ci := c[i*ldc : i*ldc+4]
+		for j := range ci {
+			v := acc[i][j]
+			if bias != nil {
+				v += bias[j]
+			}
+			if add {
+				v += ci[j]
+			}
+			ci[j] = v
+		}
+	}
+}
+
+func cvtBF16Generic(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = bf16ToF32(h)
+	}
+}
+
+func cvtF16Generic(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = f16ToF32(h)
+	}
+}
+
+func cvtI8Generic(dst []float32, src []int8, scale float32) {
+	dst = dst[:len(src)]
+	for i, q := range src {
+		dst[i] = float32(q) * scale
+	}
+}

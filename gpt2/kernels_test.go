@@ -1,0 +1,275 @@
+package gpt2
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// randLinear returns an in→out layer of the given weight type with weights
+// and bias uniform in [-1, 1), narrowed from float32 the way a converter
+// would: bf16/f16 by rounding, int8 by per-row absmax scaling.
+func randLinear(rng *rand.Rand, in, out int, typ WeightType, withBias bool) *Linear {
+	w := randVec(rng, in*out)
+	var bias []float32
+	if withBias {
+		bias = randVec(rng, out)
+	}
+	switch typ {
+	case WeightBF16, WeightF16:
+		u := make([]uint16, len(w))
+		for i, v := range w {
+			if typ == WeightBF16 {
+				u[i] = bf16FromF32(v)
+			} else {
+				u[i] = f16FromF32(v)
+			}
+		}
+		return newLinear(in, out, typ, u, nil, bias)
+	case WeightI8:
+		q := make([]int8, len(w))
+		sc := make([]float32, out)
+		for o := 0; o < out; o++ {
+			row := w[o*in : (o+1)*in]
+			var amax float32
+			for _, v := range row {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			sc[o] = amax / 127
+			for i, v := range row {
+				if sc[o] != 0 {
+					q[o*in+i] = int8(math.Round(float64(v / sc[o])))
+				}
+			}
+		}
+		return newLinear(in, out, typ, q, sc, bias)
+	}
+	return newLinear(in, out, WeightF32, w, nil, bias)
+}
+
+func randVec(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = rng.Float32()*2 - 1
+	}
+	return v
+}
+
+var weightTypes = []struct {
+	name string
+	typ  WeightType
+}{{"f32", WeightF32}, {"bf16", WeightBF16}, {"f16", WeightF16}, {"int8", WeightI8}}
+
+// checkClose holds got against want = linearRef(x, l). Summation order
+// differs between kernels, so each output may differ by a few float32
+// roundings of its terms: the bound is relative to Σ|x·w| + |b|.
+func checkClose(t *testing.T, got, want, x []float32, m int, l *Linear) {
+	t.Helper()
+	w := make([]float32, l.In)
+	bad := 0
+	for o := 0; o < l.Out; o++ {
+		l.row(w, o)
+		for r := 0; r < m; r++ {
+			var mag float64
+			for i, wv := range w {
+				mag += math.Abs(float64(x[r*l.In+i] * wv))
+			}
+			if l.Bias != nil {
+				mag += math.Abs(float64(l.Bias[o]))
+			}
+			tol := 2e-6*math.Sqrt(float64(l.In+1))*mag + 1e-30
+			g, e := got[r*l.Out+o], want[r*l.Out+o]
+			if d := math.Abs(float64(g - e)); !(d <= tol) {
+				if bad++; bad <= 5 {
+					t.Errorf("out[%d][%d] = %g, want %g (diff %g > tol %g)", r, o, g, e, d, tol)
+				}
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d outputs off in all", bad)
+	}
+}
+
+// linearShapes cover both paths (M ≤ smallM and above), ragged M against
+// the 4-row and 12-row blocks, ragged In against the 16-wide vectors and
+// the gemmKC slabs, and ragged Out against the 4-row blocks and the
+// 32-column panels.
+var linearShapes = []struct{ m, in, out int }{
+	{1, 64, 50257}, {2, 64, 50257}, {3, 100, 3}, {1, 1, 1}, {5, 1, 7},
+	{1, 768, 64}, {4, 17, 9}, {7, 100, 3}, {8, 768, 40}, {16, 300, 33},
+	{17, 100, 3}, {17, 33, 129}, {24, 600, 64}, {13, 513, 65},
+	{64, 256, 96}, {64, 100, 70}, {100, 768, 35}, {511, 100, 70},
+}
+
+func TestLinearMatchesReference(t *testing.T) {
+	for _, ks := range []*kernels{bestKernels(), genericKernels} {
+		for _, n := range []int{1, 3} {
+			p := NewPool(n)
+			p.kern = ks
+			for _, sh := range linearShapes {
+				for _, wt := range weightTypes {
+					for _, withBias := range []bool{false, true} {
+						name := fmt.Sprintf("%s/n=%d/m=%d,%d→%d/%s/bias=%v", ks.name, n, sh.m, sh.in, sh.out, wt.name, withBias)
+						t.Run(name, func(t *testing.T) {
+							rng := rand.New(rand.NewPCG(uint64(sh.m*7919+sh.in), uint64(sh.out)))
+							l := randLinear(rng, sh.in, sh.out, wt.typ, withBias)
+							x := randVec(rng, sh.m*sh.in)
+							want := make([]float32, sh.m*sh.out)
+							linearRef(want, x, sh.m, l)
+							got := randVec(rng, sh.m*sh.out) // garbage: every output must be written
+							p.linear(got, x, sh.m, l)
+							checkClose(t, got, want, x, sh.m, l)
+						})
+					}
+				}
+			}
+			p.Close()
+		}
+	}
+}
+
+func TestLinearEmptyInput(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	l := newLinear(0, 3, WeightF32, []float32{}, nil, []float32{1, 2, 3})
+	out := []float32{9, 9, 9, 9, 9, 9}
+	p.linear(out, nil, 2, l)
+	if want := []float32{1, 2, 3, 1, 2, 3}; fmt.Sprint(out) != fmt.Sprint(want) {
+		t.Errorf("out = %v, want %v", out, want)
+	}
+}
+
+func TestLinearConcurrentCallers(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	shapes := []struct{ m, in, out int }{{1, 300, 500}, {8, 200, 300}, {40, 130, 100}}
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		sh := shapes[g%len(shapes)]
+		l := randLinear(rng, sh.in, sh.out, weightTypes[g%len(weightTypes)].typ, true)
+		x := randVec(rng, sh.m*sh.in)
+		want := make([]float32, sh.m*sh.out)
+		linearRef(want, x, sh.m, l)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := make([]float32, len(want))
+			for i := 0; i < 20; i++ {
+				p.linear(got, x, sh.m, l)
+				for j := range got {
+					if got[j] != got[j] || math.Abs(float64(got[j]-want[j])) > 1e-3 {
+						t.Errorf("caller %d: out[%d] = %g, want %g", g, j, got[j], want[j])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestLinearDoesNotAllocate(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, m := range []int{1, 8, 40} {
+		for _, wt := range weightTypes {
+			l := randLinear(rng, 200, 130, wt.typ, true)
+			x := randVec(rng, m*l.In)
+			out := make([]float32, m*l.Out)
+			p.linear(out, x, m, l) // grow the scratch
+			if a := testing.AllocsPerRun(50, func() { p.linear(out, x, m, l) }); a != 0 {
+				t.Errorf("m=%d %s: %v allocations per call, want 0", m, wt.name, a)
+			}
+		}
+	}
+}
+
+func TestConversionsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, ks := range []*kernels{bestKernels(), genericKernels} {
+		// every 16-bit pattern, at an odd offset and length
+		src := make([]uint16, 1<<16+1)
+		for i := range src {
+			src[i] = uint16(i - 1)
+		}
+		dst := make([]float32, len(src))
+		ks.cvtBF16(dst[1:], src[1:])
+		for i := 1; i < len(src); i++ {
+			if w := bf16ToF32(src[i]); math.Float32bits(dst[i]) != math.Float32bits(w) {
+				t.Fatalf("%s cvtBF16(%#04x) = %g, want %g", ks.name, src[i], dst[i], w)
+			}
+		}
+		ks.cvtF16(dst[1:], src[1:])
+		for i := 1; i < len(src); i++ {
+			w := f16ToF32(src[i])
+			if w != w { // NaN: hardware may quiet a signalling payload
+				if dst[i] == dst[i] {
+					t.Fatalf("%s cvtF16(%#04x) = %g, want NaN", ks.name, src[i], dst[i])
+				}
+				continue
+			}
+			if math.Float32bits(dst[i]) != math.Float32bits(w) {
+				t.Fatalf("%s cvtF16(%#04x) = %g, want %g", ks.name, src[i], dst[i], w)
+			}
+		}
+		for n := 0; n < 70; n++ {
+			q := make([]int8, n)
+			for i := range q {
+				q[i] = int8(rng.IntN(256) - 128)
+			}
+			d := make([]float32, n+1)
+			d[n] = 42
+			ks.cvtI8(d[:n], q, 0.37)
+			for i, v := range q {
+				if d[i] != float32(v)*0.37 {
+					t.Fatalf("%s cvtI8 n=%d: [%d] = %g, want %g", ks.name, n, i, d[i], float32(v)*0.37)
+				}
+			}
+			if d[n] != 42 {
+				t.Fatalf("%s cvtI8 n=%d wrote past the end", ks.name, n)
+			}
+		}
+	}
+}
+
+func TestHalfRoundTrip(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		if f := f16ToF32(uint16(h)); f == f {
+			if g := f16FromF32(f); g != uint16(h) {
+				t.Fatalf("f16FromF32(f16ToF32(%#04x)) = %#04x", h, g)
+			}
+		}
+		if f := bf16ToF32(uint16(h)); f == f {
+			if g := bf16FromF32(f); g != uint16(h) {
+				t.Fatalf("bf16FromF32(bf16ToF32(%#04x)) = %#04x", h, g)
+			}
+		}
+	}
+	cases := []struct {
+		f    float32
+		bf16 uint16
+		f16  uint16
+	}{
+		{1 + 1.0/256, 0x3f80, 0x3c04},           // bf16 tie to even (down); exact in f16
+		{1 + 3.0/256, 0x3f82, 0x3c0c},           // bf16 tie to even (up)
+		{1 + 1.0/2048, 0x3f80, 0x3c00},          // f16 tie to even (down)
+		{1 + 3.0/2048, 0x3f80, 0x3c02},          // f16 tie to even (up)
+		{65520, 0x4780, 0x7c00},                 // f16 overflow rounds to Inf
+		{5.960464477539063e-08, 0x3380, 0x0001}, // smallest f16 subnormal
+		{2.9e-08, 0x32f9, 0x0000},               // below half of it: zero
+		{float32(math.Inf(-1)), 0xff80, 0xfc00},
+	}
+	for _, c := range cases {
+		if g := bf16FromF32(c.f); g != c.bf16 {
+			t.Errorf("bf16FromF32(%g) = %#04x, want %#04x", c.f, g, c.bf16)
+		}
+		if g := f16FromF32(c.f); g != c.f16 {
+			t.Errorf("f16FromF32(%g) = %#04x, want %#04x", c.f, g, c.f16)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package gpt2
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// visits counts how often For handed each index to fn.
+type visits struct {
+	n []atomic.Int32
+}
+
+func (v *visits) fn(start, end int) {
+	for i := start; i < end; i++ {
+		v.n[i].Add(1)
+	}
+}
+
+func (v *visits) check(t *testing.T, what string) {
+	t.Helper()
+	for i := range v.n {
+		if c := v.n[i].Load(); c != 1 {
+			t.Fatalf("%s: index %d visited %d times, want 1", what, i, c)
+		}
+	}
+}
+
+func TestForVisitsEveryIndexOnce(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 8} {
+		p := NewPool(n)
+		for _, total := range []int{0, 1, 2, 3, 7, 8, 9, 100, 1001} {
+			v := &visits{n: make([]atomic.Int32, total)}
+			p.For(total, v.fn)
+			v.check(t, "For")
+		}
+		p.Close()
+	}
+}
+
+func TestForSplitsIntoAtMostSizeChunks(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	var mu sync.Mutex
+	var chunks [][2]int
+	p.For(10, func(s, e int) {
+		mu.Lock()
+		chunks = append(chunks, [2]int{s, e})
+		mu.Unlock()
+	})
+	if len(chunks) > 3 {
+		t.Errorf("For(10) on 3 workers made %d chunks: %v", len(chunks), chunks)
+	}
+}
+
+func TestForConcurrentCallers(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				v := &visits{n: make([]atomic.Int32, 1+(g*37+i)%97)}
+				p.For(len(v.n), v.fn)
+				v.check(t, "concurrent For")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A chunk that calls For again must not deadlock even when every worker is
+// inside such a chunk: callers take their own chunks and never wait on one
+// that nobody has started.
+func TestForNested(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	var total atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		p.For(16, func(s, e int) {
+			for i := s; i < e; i++ {
+				p.For(50, func(s, e int) { total.Add(int64(e - s)) })
+			}
+		})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nested For deadlocked")
+	}
+	if total.Load() != 16*50 {
+		t.Errorf("nested For covered %d indices, want %d", total.Load(), 16*50)
+	}
+}
+
+func TestForDoesNotAllocate(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	v := &visits{n: make([]atomic.Int32, 64)}
+	fn := v.fn // one func value, made once
+	p.For(64, fn)
+	if a := testing.AllocsPerRun(100, func() { p.For(64, fn) }); a != 0 {
+		t.Errorf("For: %v allocations per call, want 0", a)
+	}
+}
+
+// Idle workers must park, not spin: with nothing posted the process should
+// use next to no CPU.
+func TestIdleWorkersPark(t *testing.T) {
+	p := NewPool(4)
+	defer p.Close()
+	p.For(100, func(int, int) {})
+	time.Sleep(20 * time.Millisecond)
+	t0 := cpuTime()
+	time.Sleep(200 * time.Millisecond)
+	used := cpuTime() - t0
+	if used > 50*time.Millisecond {
+		t.Errorf("idle pool used %v of CPU in 200ms", used)
+	}
+}
+
+func TestCloseStopsWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := NewPool(5)
+	p.For(10, func(int, int) {})
+	p.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Errorf("%d goroutines after Close, %d before NewPool", g, before)
+	}
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,72 @@
+package gpt2
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// vecLengths cover empty, below one vector, around the 16- and 64-wide
+// steps, and long.
+var vecLengths = []int{0, 1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 1000, 4099}
+
+func TestVecMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	impls := []struct {
+		name  string
+		dot   func(a, b []float32) float32
+		axpy  func(alpha float32, x, y []float32)
+		scale func(x []float32, s float32)
+		maxf  func(x []float32) float32
+	}{
+		{"dispatch", dot, axpy, scale, maxf},
+		{"generic", dotGeneric, axpyGeneric, scaleGeneric, func(x []float32) float32 {
+			if len(x) == 0 {
+				return float32(math.Inf(-1))
+			}
+			return maxfGeneric(x)
+		}},
+	}
+	for _, im := range impls {
+		for _, n := range vecLengths {
+			a, b := randVec(rng, n+1), randVec(rng, n+1)
+			a, b = a[1:], b[1:] // unaligned
+			var mag float64
+			for i := range a {
+				mag += math.Abs(float64(a[i] * b[i]))
+			}
+			if got, want := im.dot(a, b), dotRef(a, b); math.Abs(float64(got-want)) > 2e-6*math.Sqrt(float64(n+1))*mag {
+				t.Errorf("%s dot n=%d = %g, want %g", im.name, n, got, want)
+			}
+
+			y1, y2 := randVec(rng, n+1), make([]float32, n+1)
+			copy(y2, y1)
+			im.axpy(0.75, a, y1[:n])
+			axpyRef(0.75, a, y2[:n])
+			for i := range y1 {
+				if math.Abs(float64(y1[i]-y2[i])) > 1e-6 {
+					t.Fatalf("%s axpy n=%d: y[%d] = %g, want %g", im.name, n, i, y1[i], y2[i])
+				}
+			}
+
+			s1, s2 := append([]float32(nil), a...), append([]float32(nil), a...)
+			im.scale(s1, -1.5)
+			scaleRef(s2, -1.5)
+			for i := range s1 {
+				if s1[i] != s2[i] {
+					t.Fatalf("%s scale n=%d: x[%d] = %g, want %g", im.name, n, i, s1[i], s2[i])
+				}
+			}
+
+			neg := make([]float32, n) // all negative: padding lanes must not win
+			for i := range neg {
+				neg[i] = -1 - a[i]*a[i]
+			}
+			for _, x := range [][]float32{a, neg} {
+				if got, want := im.maxf(x), maxfRef(x); got != want {
+					t.Errorf("%s maxf n=%d = %g, want %g", im.name, n, got, want)
+				}
+			}
+		}
+	}
+}
