@@ -110,7 +110,7 @@ func (m *Model) forward(a *activations, steps []step) error {
 	a.rows = M
 
 	// x = wte[token] + wpe[position]
-	wpe := data(m.wpe)
+	wpe := m.wpeF
 	r := 0
 	for i := range steps {
 		for _, t := range steps[i].tokens {
@@ -217,7 +217,7 @@ func (m *Model) layerNorm(a *activations, out, in []float32, ln layerNorm) {
 func (a *activations) normRows(start, end int) {
 	C := a.m.Config.NEmbd
 	eps := a.m.Config.LayerNormEpsilon
-	w, b := data(a.normLN.w), data(a.normLN.b)
+	w, b := a.normLN.w, a.normLN.b
 	for r := start; r < end; r++ {
 		layerNormRow(a.normTo[r*C:(r+1)*C], a.normIn[r*C:(r+1)*C], w, b, eps)
 	}

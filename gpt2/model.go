@@ -28,6 +28,7 @@ type Model struct {
 
 	wte    *Linear       // [V, C]: token embedding rows and the tied LM head
 	wpe    *tensor.Dense // [P, C]
+	wpeF   []float32     // wpe's backing slice
 	layers []block       // transformer blocks
 	lnF    layerNorm     // final layer norm
 	pool   *Pool
@@ -43,9 +44,20 @@ type block struct {
 	fcProj   *Linear // mlp.c_proj: [C, F]
 }
 
-// layerNorm is a LayerNorm's scale and shift, each [C].
+// layerNorm is a LayerNorm's scale and shift, each [C], as tensors and
+// as their backing slices (Dense.Data allocates, so the hot loop keeps the
+// slices).
 type layerNorm struct {
-	w, b *tensor.Dense
+	W, B *tensor.Dense
+	w, b []float32
+}
+
+func newLayerNorm(w, b *tensor.Dense) layerNorm {
+	ln := layerNorm{W: w, B: b}
+	if w != nil && b != nil {
+		ln.w, ln.b = data(w), data(b)
+	}
+	return ln
 }
 
 // Options tunes how a model runs.
@@ -102,12 +114,15 @@ func FromCheckpoint(ck *weights.Checkpoint, opt Options) (*Model, error) {
 	v := viewer{ck: ck, shapes: shapes}
 	m.wte = v.linear("wte", nil)
 	m.wpe = v.vector("wpe")
-	m.lnF = layerNorm{v.vector("ln_f.weight"), v.vector("ln_f.bias")}
+	if m.wpe != nil {
+		m.wpeF = data(m.wpe)
+	}
+	m.lnF = newLayerNorm(v.vector("ln_f.weight"), v.vector("ln_f.bias"))
 	for i := 0; i < cfg.NLayer; i++ {
 		p := fmt.Sprintf("h.%d.", i)
 		m.layers = append(m.layers, block{
-			ln1:    layerNorm{v.vector(p + "ln_1.weight"), v.vector(p + "ln_1.bias")},
-			ln2:    layerNorm{v.vector(p + "ln_2.weight"), v.vector(p + "ln_2.bias")},
+			ln1:    newLayerNorm(v.vector(p+"ln_1.weight"), v.vector(p+"ln_1.bias")),
+			ln2:    newLayerNorm(v.vector(p+"ln_2.weight"), v.vector(p+"ln_2.bias")),
 			attn:   v.linear(p+"attn.c_attn.weight", v.bias(p+"attn.c_attn.bias")),
 			proj:   v.linear(p+"attn.c_proj.weight", v.bias(p+"attn.c_proj.bias")),
 			fc:     v.linear(p+"mlp.c_fc.weight", v.bias(p+"mlp.c_fc.bias")),
