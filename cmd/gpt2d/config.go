@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of gpt2d serve, users and backup. Each field is
+// set by a flag, else by its GPT2D_* environment variable, else by its
+// default. Secrets (JWT secret, bootstrap admin password) come only from
+// the environment or files: a command line is visible to every local user.
+type Config struct {
+	// Store
+	Data string // --data, GPT2D_DATA
+
+	// Model and engine
+	Model     string // --model, GPT2D_MODEL
+	ModelName string // --model-name, GPT2D_MODEL_NAME
+	Slots     int    // --slots, GPT2D_SLOTS
+	QueueSize int    // --queue, GPT2D_QUEUE
+	Threads   int    // --threads, GPT2D_THREADS
+
+	// HTTP
+	Addr            string        // --addr, GPT2D_ADDR
+	BodyLimit       int           // --body-limit, GPT2D_BODY_LIMIT (bytes)
+	ReadTimeout     time.Duration // --read-timeout, GPT2D_READ_TIMEOUT
+	WriteTimeout    time.Duration // --write-timeout, GPT2D_WRITE_TIMEOUT
+	IdleTimeout     time.Duration // --idle-timeout, GPT2D_IDLE_TIMEOUT
+	GenerateTimeout time.Duration // --generate-timeout, GPT2D_GENERATE_TIMEOUT
+	ShutdownTimeout time.Duration // --shutdown-timeout, GPT2D_SHUTDOWN_TIMEOUT
+	ProxyHeader     string        // --proxy-header, GPT2D_PROXY_HEADER
+	TrustedProxies  []string      // --trusted-proxies, GPT2D_TRUSTED_PROXIES (comma-separated)
+	Registration    string        // --registration, GPT2D_REGISTRATION: open | closed
+	BlockedWords    string        // --blocked-words, GPT2D_BLOCKED_WORDS: file, one word per line
+
+	// Auth
+	JWTSecret     string        // GPT2D_JWT_SECRET only
+	JWTSecretFile string        // --jwt-secret-file, GPT2D_JWT_SECRET_FILE
+	TokenTTL      time.Duration // --token-ttl, GPT2D_TOKEN_TTL
+	RefreshTTL    time.Duration // --refresh-ttl, GPT2D_REFRESH_TTL
+	BcryptCost    int           // --bcrypt-cost, GPT2D_BCRYPT_COST
+	AdminUsername string        // GPT2D_ADMIN_USERNAME only
+	AdminPassword string        // GPT2D_ADMIN_PASSWORD only
+
+	LogLevel string // --log-level, GPT2D_LOG_LEVEL: debug | info | warn | error
+}
+
+// binder declares flags whose defaults come from the environment.
+type binder struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+func newBinder(name string, getenv func(string) string, out io.Writer) *binder {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &binder{fs: fs, getenv: getenv}
+}
+
+func (b *binder) env(key string) (string, bool) {
+	v := b.getenv(key)
+	return v, v != ""
+}
+
+func (b *binder) str(p *string, name, key, def, usage string) {
+	if v, ok := b.env(key); ok {
+		def = v
+	}
+	b.fs.StringVar(p, name, def, usage+" ("+key+")")
+}
+
+func (b *binder) int(p *int, name, key string, def int, usage string) {
+	if v, ok := b.env(key); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.errs = append(b.errs, fmt.Errorf("%s=%q: not an integer", key, v))
+		}
+		def = n
+	}
+	b.fs.IntVar(p, name, def, usage+" ("+key+")")
+}
+
+func (b *binder) dur(p *time.Duration, name, key string, def time.Duration, usage string) {
+	if v, ok := b.env(key); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.errs = append(b.errs, fmt.Errorf("%s=%q: not a duration (like 30s or 5m)", key, v))
+		}
+		def = d
+	}
+	b.fs.DurationVar(p, name, def, usage+" ("+key+")")
+}
+
+func (b *binder) list(p *[]string, name, key, usage string) {
+	set := func(v string) error {
+		*p = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
+		return nil
+	}
+	if v, ok := b.env(key); ok {
+		set(v)
+	}
+	b.fs.Func(name, usage+" ("+key+")", set)
+}
+
+func (b *binder) parse(args []string) error {
+	if len(b.errs) > 0 {
+		return errors.Join(b.errs...)
+	}
+	return b.fs.Parse(args)
+}
+
+func (c *Config) bindStore(b *binder) {
+	b.str(&c.Data, "data", "GPT2D_DATA", "data/gpt2d.db", "store file")
+}
+
+func (c *Config) bindAuth(b *binder) {
+	b.int(&c.BcryptCost, "bcrypt-cost", "GPT2D_BCRYPT_COST", 11, "bcrypt work factor (10-31; 4 for tests only)")
+	b.str(&c.LogLevel, "log-level", "GPT2D_LOG_LEVEL", "info", "debug, info, warn or error; debug logs prompts")
+}
+
+func (c *Config) bindServe(b *binder) {
+	b.str(&c.Model, "model", "GPT2D_MODEL", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
+	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate")
+	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
+	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
+	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
+	b.str(&c.Addr, "addr", "GPT2D_ADDR", ":8000", "listen address")
+	b.int(&c.BodyLimit, "body-limit", "GPT2D_BODY_LIMIT", 64<<10, "request body limit in bytes")
+	b.dur(&c.ReadTimeout, "read-timeout", "GPT2D_READ_TIMEOUT", 10*time.Second, "time to read a request")
+	b.dur(&c.WriteTimeout, "write-timeout", "GPT2D_WRITE_TIMEOUT", 30*time.Second, "time to write a response")
+	b.dur(&c.IdleTimeout, "idle-timeout", "GPT2D_IDLE_TIMEOUT", 60*time.Second, "keep-alive idle time")
+	b.dur(&c.GenerateTimeout, "generate-timeout", "GPT2D_GENERATE_TIMEOUT", 120*time.Second, "deadline of one generation, queueing included")
+	b.dur(&c.ShutdownTimeout, "shutdown-timeout", "GPT2D_SHUTDOWN_TIMEOUT", 30*time.Second, "time to drain in-flight requests on SIGTERM")
+	b.str(&c.ProxyHeader, "proxy-header", "GPT2D_PROXY_HEADER", "", "header with the client IP, behind a reverse proxy only")
+	b.list(&c.TrustedProxies, "trusted-proxies", "GPT2D_TRUSTED_PROXIES", "comma-separated proxy IPs or CIDRs whose proxy header is believed")
+	b.str(&c.Registration, "registration", "GPT2D_REGISTRATION", "open", "open: anyone may register; closed: admins only")
+	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence")`)
+	b.str(&c.JWTSecretFile, "jwt-secret-file", "GPT2D_JWT_SECRET_FILE", "", "file holding the JWT key (≥ 32 bytes); else GPT2D_JWT_SECRET, else a key kept in the store")
+	b.dur(&c.TokenTTL, "token-ttl", "GPT2D_TOKEN_TTL", 30*time.Minute, "access token lifetime")
+	b.dur(&c.RefreshTTL, "refresh-ttl", "GPT2D_REFRESH_TTL", 7*24*time.Hour, "refresh token lifetime")
+	c.JWTSecret = b.getenv("GPT2D_JWT_SECRET")
+	c.AdminUsername = b.getenv("GPT2D_ADMIN_USERNAME")
+	c.AdminPassword = b.getenv("GPT2D_ADMIN_PASSWORD")
+}
+
+// validate checks values no flag type can.
+func (c *Config) validate() error {
+	switch c.Registration {
+	case "open", "closed":
+	default:
+		return fmt.Errorf("--registration %q: want open or closed", c.Registration)
+	}
+	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
+		return errors.New("--proxy-header needs --trusted-proxies: any client could otherwise choose its IP")
+	}
+	return nil
+}
+
+// newLogger returns the JSON logger all subcommands write to w.
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

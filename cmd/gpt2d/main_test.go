@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gpt2d/auth"
+	"gpt2d/store"
+)
+
+// asMainEnv makes the test binary behave as the gpt2d command, so the
+// tests run real processes with real signals.
+const asMainEnv = "GPT2D_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// gpt2d prepares the command `gpt2d args...` with extra environment.
+func gpt2d(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), append([]string{asMainEnv + "=1", "GPT2D_BCRYPT_COST=4"}, env...)...)
+	return cmd
+}
+
+// server is a running `gpt2d serve` child.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *lines
+}
+
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) add(s string) { l.mu.Lock(); l.l = append(l.l, s); l.mu.Unlock() }
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.l, "\n")
+}
+
+func startServe(t *testing.T, data string, env []string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"serve", "--model", "../../testdata/gpt2-tiny", "--addr", "127.0.0.1:0", "--data", data}, extra...)
+	cmd := gpt2d(env, args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &lines{}}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.add(line)
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "listening" {
+				addr <- m["addr"].(string)
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatalf("serve exited:\n%s", s.logs)
+		}
+		s.url = "http://" + a
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not start:\n%s", s.logs)
+	}
+	// /health is 503 while the model loads, then 200.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+			if resp.StatusCode != 503 {
+				t.Fatalf("/health = %d", resp.StatusCode)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("model never loaded:\n%s", s.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *server) token(t *testing.T, user, pass string) string {
+	t.Helper()
+	resp, err := http.PostForm(s.url+"/token", url.Values{"username": {user}, "password": {pass}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 200 {
+		t.Fatalf("login %s: %d %v", user, resp.StatusCode, m)
+	}
+	return m["access_token"].(string)
+}
+
+func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeBootstrapsAdminServesAndDrainsOnSIGTERM(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data", "gpt2d.db")
+	env := []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"}
+	s := startServe(t, data, env, "--slots", "1", "--shutdown-timeout", "20s")
+
+	admin := s.token(t, "root", "root-password")
+	if code, body := s.call(t, "POST", "/users", "", `{"username":"alice","password":"alice-password"}`); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	alice := s.token(t, "alice", "alice-password")
+	if code, body := s.call(t, "POST", "/generate", alice, `{"prompt":"Hello there","max_length":20}`); code != 200 || !strings.Contains(body, `"generated_text":"Hello there`) {
+		t.Fatalf("generate: %d %s", code, body)
+	}
+	if code, body := s.call(t, "GET", "/admin/users", admin, ""); code != 200 || !strings.Contains(body, "alice") {
+		t.Fatalf("admin users: %d %s", code, body)
+	}
+
+	// The store is locked by the server: backup goes through the API.
+	backup := filepath.Join(t.TempDir(), "live.db")
+	cmd := gpt2d([]string{"GPT2D_TOKEN=" + admin}, "backup", "--url", s.url, backup)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("backup --url: %v\n%s", err, out)
+	}
+	if out, err := gpt2d(nil, "backup", "--data", data, filepath.Join(t.TempDir(), "x.db")).CombinedOutput(); err == nil || !strings.Contains(string(out), "--url") {
+		t.Fatalf("direct backup of a live store: %v %s", err, out)
+	}
+
+	// Generations in flight when SIGTERM arrives all complete.
+	const n = 6
+	codes := make(chan int, n)
+	for range n {
+		go func() {
+			code, _ := s.call(t, "POST", "/generate", alice, `{"prompt":"Drain me","max_length":120}`)
+			codes <- code
+		}()
+	}
+	waitFor(t, func() bool {
+		_, body := s.call(t, "GET", "/health", "", "")
+		return strings.Contains(body, `"queued":`) && !strings.Contains(body, `"queued":0`)
+	})
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	for range n {
+		if code := <-codes; code != 200 {
+			t.Errorf("in-flight generation answered %d", code)
+		}
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("serve exit: %v\n%s", err, s.logs)
+	}
+	if !strings.Contains(s.logs.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in logs:\n%s", s.logs)
+	}
+	if strings.Contains(s.logs.String(), "root-password") || strings.Contains(s.logs.String(), "alice-password") {
+		t.Fatal("a password reached the log")
+	}
+
+	for _, path := range []string{data, backup} {
+		db, err := store.Open(path, store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, name := range []string{"root", "alice"} {
+			if _, err := db.UserByUsername(name); err != nil {
+				t.Errorf("%s: %s missing: %v", path, name, err)
+			}
+		}
+		db.Close()
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestTokensSurviveRestartWithStoredKey(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gpt2d.db")
+	s := startServe(t, data, []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"})
+	tok := s.token(t, "root", "root-password")
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	s = startServe(t, data, nil)
+	if code, body := s.call(t, "GET", "/users/me", tok, ""); code != 200 {
+		t.Fatalf("token after restart: %d %s", code, body)
+	}
+}
+
+func TestUsersCreateReadsPasswordFromStdinNotArgv(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gpt2d.db")
+	create := func(stdin, username, role string) (string, error) {
+		cmd := gpt2d(nil, "users", "create", "--data", data, "--username", username, "--role", role)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := create("first-admin-pw\n", "boss", "admin"); err != nil || !strings.Contains(out, `created admin "boss"`) {
+		t.Fatalf("create: %v %s", err, out)
+	}
+	if out, err := create("short\n", "weak", "user"); err == nil || !strings.Contains(out, "at least 8 characters") {
+		t.Fatalf("weak password accepted: %s", out)
+	}
+	if out, err := create("", "nopass", "user"); err == nil {
+		t.Fatalf("empty stdin accepted: %s", out)
+	}
+	if out, err := create("another-password\n", "boss", "user"); err == nil {
+		t.Fatalf("duplicate accepted: %s", out)
+	}
+	out, err := gpt2d(nil, "users", "list", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "boss") || strings.Contains(string(out), "weak") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+
+	db, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc, _ := auth.New(db, []byte(strings.Repeat("k", 32)), auth.Config{BcryptCost: 4})
+	if u, err := svc.Login("127.0.0.1", "boss", "first-admin-pw"); err != nil || u.Role != store.RoleAdmin {
+		t.Fatalf("login as created admin: %v", err)
+	}
+}
+
+func TestBackupOfStoppedStore(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gpt2d.db")
+	cmd := gpt2d(nil, "users", "create", "--data", data, "--username", "keeper")
+	cmd.Stdin = strings.NewReader("keeper-password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	dst := filepath.Join(t.TempDir(), "snap.db")
+	if out, err := gpt2d(nil, "backup", "--data", data, dst).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v %s", err, out)
+	}
+	db, err := store.Open(dst, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.UserByUsername("keeper"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnknownCommandAndHelp(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"frobnicate"}, nil, &out, &errOut); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := run(context.Background(), []string{"help"}, nil, &out, &errOut); err != nil || !strings.Contains(out.String(), "serve") {
+		t.Fatalf("help: %v %q", err, out.String())
+	}
+}
+
+func TestConfigFromFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"GPT2D_ADDR":             "127.0.0.1:9000",
+		"GPT2D_TOKEN_TTL":        "10m",
+		"GPT2D_REGISTRATION":     "closed",
+		"GPT2D_JWT_SECRET":       strings.Repeat("s", 32),
+		"GPT2D_TRUSTED_PROXIES":  "10.0.0.1, 10.0.0.2",
+		"GPT2D_GENERATE_TIMEOUT": "45s",
+	}
+	parse := func(env map[string]string, args ...string) (Config, error) {
+		var cfg Config
+		b := newBinder("serve", func(k string) string { return env[k] }, io.Discard)
+		cfg.bindStore(b)
+		cfg.bindAuth(b)
+		cfg.bindServe(b)
+		if err := b.parse(args); err != nil {
+			return cfg, err
+		}
+		return cfg, cfg.validate()
+	}
+	cfg, err := parse(env, "--addr", ":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Addr: ":7000", TokenTTL: 10 * time.Minute, Registration: "closed", GenerateTimeout: 45 * time.Second,
+		BcryptCost: 11, Data: "data/gpt2d.db", JWTSecret: strings.Repeat("s", 32)}
+	if cfg.Addr != want.Addr || cfg.TokenTTL != want.TokenTTL || cfg.Registration != want.Registration ||
+		cfg.GenerateTimeout != want.GenerateTimeout || cfg.BcryptCost != want.BcryptCost || cfg.Data != want.Data ||
+		cfg.JWTSecret != want.JWTSecret || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.1 10.0.0.2]" {
+		t.Fatalf("config = %+v", cfg)
+	}
+
+	bad := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"registration neither open nor closed", nil, []string{"--registration", "maybe"}},
+		{"duration env not a duration", map[string]string{"GPT2D_TOKEN_TTL": "soon"}, nil},
+		{"int env not an int", map[string]string{"GPT2D_SLOTS": "many"}, nil},
+		{"proxy header without trusted proxies", nil, []string{"--proxy-header", "X-Forwarded-For"}},
+		{"secret as a flag", nil, []string{"--jwt-secret", "abc"}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := parse(tt.env, tt.args...); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

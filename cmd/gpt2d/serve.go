@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"gpt2d/api"
+	"gpt2d/auth"
+	"gpt2d/gpt2"
+	"gpt2d/store"
+)
+
+// runServe implements `gpt2d serve`: open the store, start serving (with
+// /health at 503), load the model, then serve until ctx ends (SIGTERM or
+// SIGINT). Shutdown stops accepting connections, lets in-flight requests
+// — generations included — finish within --shutdown-timeout, stops the
+// engine, and closes the store last.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	var cfg Config
+	b := newBinder("serve", os.Getenv, stderr)
+	cfg.bindStore(b)
+	cfg.bindAuth(b)
+	cfg.bindServe(b)
+	if err := b.parse(args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+
+	db, err := store.Open(cfg.Data, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close() // last: after the server and the engine have stopped
+	key, err := auth.LoadKey(db, cfg.JWTSecret, cfg.JWTSecretFile)
+	if err != nil {
+		return err
+	}
+	svc, err := auth.New(db, key, auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL})
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(svc, db, cfg, log); err != nil {
+		return err
+	}
+	words, err := blockedWords(cfg.BlockedWords)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{
+		Store:              db,
+		Auth:               svc,
+		Logger:             log,
+		ModelName:          cfg.ModelName,
+		RegistrationClosed: cfg.Registration == "closed",
+		BlockedWords:       words,
+		BodyLimit:          cfg.BodyLimit,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		GenerateTimeout:    cfg.GenerateTimeout,
+		ProxyHeader:        cfg.ProxyHeader,
+		TrustedProxies:     cfg.TrustedProxies,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "registration", cfg.Registration)
+
+	type loaded struct {
+		m   *gpt2.Model
+		err error
+	}
+	loading := make(chan loaded, 1)
+	go func() {
+		start := time.Now()
+		m, err := gpt2.LoadWithOptions(cfg.Model, gpt2.Options{Threads: cfg.Threads})
+		if err == nil {
+			log.Info("model loaded", "path", cfg.Model, "name", m.Name, "seconds", time.Since(start).Seconds())
+		}
+		loading <- loaded{m, err}
+	}()
+
+	var model *gpt2.Model
+	var engine *gpt2.Engine
+	var runErr error
+wait:
+	for {
+		select {
+		case l := <-loading:
+			if l.err != nil {
+				runErr = fmt.Errorf("load model %s: %w", cfg.Model, l.err)
+				break wait
+			}
+			model = l.m
+			engine = gpt2.NewEngine(model, gpt2.EngineConfig{Slots: cfg.Slots, QueueSize: cfg.QueueSize})
+			srv.SetGenerator(engine)
+		case err := <-served:
+			runErr = fmt.Errorf("serve: %w", err)
+			break wait
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+			break wait
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if engine != nil {
+		if err := engine.Shutdown(sctx); err != nil {
+			log.Warn("engine shutdown: generations cancelled", "err", err)
+		}
+	}
+	if model != nil {
+		model.Close()
+	}
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}
+
+// bootstrapAdmin creates the admin named by GPT2D_ADMIN_USERNAME and
+// GPT2D_ADMIN_PASSWORD when the store has no admin yet. It never changes
+// an existing account.
+func bootstrapAdmin(svc *auth.Service, db *store.DB, cfg Config, log *slog.Logger) error {
+	if cfg.AdminUsername == "" && cfg.AdminPassword == "" {
+		return nil
+	}
+	if cfg.AdminUsername == "" || cfg.AdminPassword == "" {
+		return errors.New("set both GPT2D_ADMIN_USERNAME and GPT2D_ADMIN_PASSWORD, or neither")
+	}
+	has, err := db.HasAdmin()
+	if err != nil {
+		return err
+	}
+	if has {
+		log.Info("admin bootstrap skipped: an admin exists", "username", cfg.AdminUsername)
+		return nil
+	}
+	u, err := svc.Register(cfg.AdminUsername, cfg.AdminPassword, store.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin %q: %w", cfg.AdminUsername, err)
+	}
+	db.AppendAudit(&store.Event{Time: time.Now().UTC(), Action: "user.bootstrap_admin", Target: u.Username})
+	log.Info("audit", "action", "user.bootstrap_admin", "target", u.Username, "user_id", u.ID)
+	return nil
+}
+
+func blockedWords(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil // api's defaults
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("blocked words: %w", err)
+	}
+	defer f.Close()
+	return api.ReadWords(f)
+}
