@@ -164,7 +164,7 @@ func (v *viewer) tensor(name string) (weights.Tensor, bool) {
 		return t, false
 	}
 	want, known := v.shapes[name]
-	if known && len(t.Shape) != len(want) || t.Len() != product(want) {
+	if known && (len(t.Shape) != len(want) || t.Len() != product(want)) {
 		v.err = fmt.Errorf("%s: tensor %s has shape %v, want %v", v.ck.Source, name, t.Shape, want)
 		return t, false
 	}
