@@ -1,0 +1,309 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// File is one file of a repository, downloaded or found in place.
+type File struct {
+	Name string // name in the repository, e.g. "model.safetensors"
+	Path string // where it is on disk
+	Size int64
+	// SHA256 is the checksum verified against the Hub's, for LFS files.
+	SHA256 string
+	// Commit is the commit the revision resolved to, if the Hub said.
+	Commit string
+	// Present means the file was already there and nothing was fetched.
+	Present bool
+}
+
+// URL returns the resolve URL of a file of repo at revision.
+func (c *Client) URL(repo, revision, name string) string {
+	return c.endpoint() + "/" + repo + "/resolve/" + url.PathEscape(revision) + "/" + name
+}
+
+// Download fetches one file of repo at revision into dir, unless dir
+// already has it. The data goes to "<name>.part", which is resumed with an
+// HTTP Range request if an earlier attempt (or run) left one, checked
+// against the size and, for LFS files, the SHA-256 the Hub announces, and
+// only then renamed to name. A checksum mismatch removes the partial file
+// and returns an error matching ErrChecksum.
+func (c *Client) Download(ctx context.Context, repo, revision, name, dir string) (File, error) {
+	u := c.URL(repo, revision, name)
+	final := filepath.Join(dir, name)
+	part := final + ".part"
+	f := File{Name: name, Path: final}
+	if ok, err := exists(final); err != nil || ok {
+		if st, err := os.Stat(final); err == nil {
+			f.Size = st.Size()
+		}
+		f.Present = true
+		return f, err
+	}
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = 4
+	}
+	delay := c.RetryDelay
+	if delay <= 0 {
+		delay = time.Second
+	}
+	start := time.Now()
+	var meta fileMeta
+	for attempt := 1; ; attempt++ {
+		var err error
+		meta, err = c.fetchOnce(ctx, u, name, part)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return f, fmt.Errorf("download %s: interrupted (run again to resume): %w", name, ctx.Err())
+		}
+		if !retryable(err) || attempt >= attempts {
+			return f, err
+		}
+		c.logf("%s: %v\n%s: trying again in %s (attempt %d of %d)\n", name, err, name, delay, attempt+1, attempts)
+		select {
+		case <-ctx.Done():
+			return f, fmt.Errorf("download %s: interrupted (run again to resume): %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	sum, size, err := fileSHA256(part)
+	if err != nil {
+		return f, err
+	}
+	f.Size, f.Commit = size, meta.commit
+	if meta.size >= 0 && size != meta.size {
+		os.Remove(part)
+		return f, fmt.Errorf("GET %s: got %d bytes, the Hub announced %d; removed the partial download %s, run again to download it afresh", u, size, meta.size, part)
+	}
+	if meta.sha256 != "" {
+		if sum != meta.sha256 {
+			os.Remove(part)
+			return f, fmt.Errorf("GET %s: %w: the file's SHA-256 is %s, the Hub says %s; removed the partial download %s, run again to download it afresh", u, ErrChecksum, sum, meta.sha256, part)
+		}
+		f.SHA256 = sum
+	}
+	if err := os.Rename(part, final); err != nil {
+		return f, describeDiskError(err, dir)
+	}
+	verified := ""
+	if f.SHA256 != "" {
+		verified = ", SHA-256 verified"
+	}
+	c.logf("fetched %s: %s in %s%s\n", name, formatBytes(size), time.Since(start).Round(100*time.Millisecond), verified)
+	return f, nil
+}
+
+// fileMeta is what the Hub's responses say about a file.
+type fileMeta struct {
+	sha256 string // of an LFS file, from X-Linked-Etag (or ETag)
+	commit string // X-Repo-Commit
+	size   int64  // total size, -1 if unknown
+	seen   int    // responses noted so far
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// note records the headers of one response of a redirect chain. The
+// checksum of an LFS file comes from X-Linked-Etag wherever in the chain,
+// or the ETag of the first response (the Hub's, not the CDN's), when it is
+// a SHA-256.
+func (m *fileMeta) note(r *http.Response) {
+	if r == nil {
+		return
+	}
+	m.seen++
+	h := r.Header
+	if m.sha256 == "" {
+		etag := h.Get("X-Linked-Etag")
+		if etag == "" && m.seen == 1 {
+			etag = h.Get("ETag")
+		}
+		etag = strings.Trim(strings.TrimPrefix(etag, "W/"), `"`)
+		if sha256Hex.MatchString(etag) {
+			m.sha256 = etag
+		}
+	}
+	if v := h.Get("X-Repo-Commit"); v != "" && m.commit == "" {
+		m.commit = v
+	}
+	if v, err := strconv.ParseInt(h.Get("X-Linked-Size"), 10, 64); err == nil && m.size < 0 {
+		m.size = v
+	}
+}
+
+// fetchOnce makes one attempt at downloading u into part, resuming it if
+// it has data.
+func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta, error) {
+	meta := fileMeta{size: -1}
+	var have int64
+	if st, err := os.Stat(part); err == nil {
+		have = st.Size()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return meta, err
+	}
+	req.Header.Set("User-Agent", "gpt2d")
+	req.Header.Set("Accept-Encoding", "identity") // byte offsets must be the file's
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	client := &http.Client{
+		Transport: c.Transport,
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			meta.note(r.Response)
+			if r.URL.Host != via[0].URL.Host {
+				r.Header.Del("Authorization") // the token is for the Hub only
+			}
+			return nil
+		},
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return meta, &NetworkError{URL: u, Err: err}
+	}
+	defer resp.Body.Close()
+	meta.note(resp)
+
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if meta.size < 0 {
+			meta.size = resp.ContentLength
+		}
+		have = 0 // a full response, whether or not we asked for a range
+	case http.StatusPartialContent:
+		first, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || first != have {
+			os.Remove(part)
+			return meta, fmt.Errorf("GET %s: %w (asked for byte %d, got %q)", u, errRestart, have, resp.Header.Get("Content-Range"))
+		}
+		if meta.size < 0 {
+			meta.size = total
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		// Nothing after byte have: the part may be complete already.
+		if _, total, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && total == have {
+			meta.size = total
+			return meta, nil
+		}
+		os.Remove(part)
+		return meta, fmt.Errorf("GET %s: %w (the partial file was longer than the file)", u, errRestart)
+	default:
+		final := ""
+		if resp.Request != nil && resp.Request.URL.String() != u {
+			fu := *resp.Request.URL
+			fu.RawQuery = "" // CDN URLs carry signatures
+			final = fu.String()
+		}
+		return meta, &StatusError{URL: u, Final: final, Code: resp.StatusCode, Status: resp.Status, TokenSent: c.Token != ""}
+	}
+
+	dir := filepath.Dir(part)
+	if meta.size > have {
+		if err := checkSpace(dir, meta.size-have); err != nil {
+			return meta, err
+		}
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if have == 0 {
+		flags |= os.O_TRUNC
+	}
+	out, err := os.OpenFile(part, flags, 0o644)
+	if err != nil {
+		return meta, describeDiskError(err, dir)
+	}
+	p := c.newProgress(name, have, meta.size)
+	w := &errWriter{w: out}
+	_, err = io.CopyBuffer(io.MultiWriter(w, p), struct{ io.Reader }{resp.Body}, make([]byte, 256<<10))
+	p.finish()
+	if serr := out.Sync(); err == nil && w.err == nil && serr != nil {
+		w.err = serr
+	}
+	if cerr := out.Close(); err == nil && w.err == nil && cerr != nil {
+		w.err = cerr
+	}
+	switch {
+	case w.err != nil:
+		return meta, fmt.Errorf("write %s: %w", part, describeDiskError(w.err, dir))
+	case err != nil:
+		return meta, &NetworkError{URL: u, Err: err, Done: have + p.session()}
+	case meta.size >= 0 && have+p.session() < meta.size:
+		return meta, &NetworkError{URL: u, Err: io.ErrUnexpectedEOF, Done: have + p.session()}
+	}
+	return meta, nil
+}
+
+// errWriter remembers a write error so that it can be told apart from a
+// read error after io.Copy.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// parseContentRange parses "bytes first-last/total" or "bytes */total".
+func parseContentRange(s string) (first, total int64, ok bool) {
+	s, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, tot, found := strings.Cut(s, "/")
+	if !found {
+		return 0, 0, false
+	}
+	total, err := strconv.ParseInt(tot, 10, 64)
+	if err != nil {
+		total = -1
+	}
+	if rng == "*" {
+		return 0, total, err == nil
+	}
+	lo, _, found := strings.Cut(rng, "-")
+	first, err = strconv.ParseInt(lo, 10, 64)
+	return first, total, found && err == nil
+}
+
+// fileSHA256 returns the hex SHA-256 and size of the file at path.
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(struct{ io.Writer }{h}, struct{ io.Reader }{f}, make([]byte, 1<<20))
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
