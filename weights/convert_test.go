@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 	"unsafe"
@@ -24,6 +25,56 @@ func convertTiny(t *testing.T, dir string, dt DType) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// converted holds one conversion of the tiny fixture per dtype, made on
+// first use and shared by the tests that only read it.
+var converted struct {
+	sync.Mutex
+	dir   string
+	paths map[DType]string
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "weights-test-")
+	if err != nil {
+		panic(err)
+	}
+	converted.dir, converted.paths = dir, map[DType]string{}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tinyConverted returns the shared conversion of the tiny fixture to dt.
+// Tests must not change the file.
+func tinyConverted(t *testing.T, dt DType) string {
+	t.Helper()
+	converted.Lock()
+	defer converted.Unlock()
+	if p, ok := converted.paths[dt]; ok {
+		return p
+	}
+	p := filepath.Join(converted.dir, string(dt)+".gpt2d")
+	if err := Convert(tinyDir, p, ConvertOptions{DType: dt, Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	converted.paths[dt] = p
+	return p
+}
+
+// tinyCopy returns a private copy of the shared conversion to dt.
+func tinyCopy(t *testing.T, dt DType) string {
+	t.Helper()
+	data, err := os.ReadFile(tinyConverted(t, dt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "tiny.gpt2d")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // hfCopy writes a copy of the tiny fixture to a temporary directory with
@@ -89,7 +140,7 @@ func f32s(t *testing.T, tn Tensor) []float32 {
 
 func TestConvertIsDeterministic(t *testing.T) {
 	for _, dt := range []DType{F32, BF16, F16, I8} {
-		a, err := os.ReadFile(convertTiny(t, tinyDir, dt))
+		a, err := os.ReadFile(tinyConverted(t, dt))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +214,7 @@ func checkReferenceRules(t *testing.T, data []byte) {
 
 func TestConvertedFileIsStandardSafetensors(t *testing.T) {
 	for _, dt := range []DType{F32, BF16, F16, I8} {
-		path := convertTiny(t, tinyDir, dt)
+		path := tinyConverted(t, dt)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -270,7 +321,7 @@ func TestConvertedMatchesDir(t *testing.T) {
 	defer ref.Close()
 	for _, dt := range []DType{F32, BF16, F16, I8} {
 		t.Run(string(dt), func(t *testing.T) {
-			ck, err := Load(convertTiny(t, tinyDir, dt))
+			ck, err := Load(tinyConverted(t, dt))
 			if err != nil {
 				t.Fatal(err)
 			}

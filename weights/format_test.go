@@ -12,8 +12,7 @@ import (
 
 func TestLoadConvertedIsZeroCopyAndAligned(t *testing.T) {
 	for _, dt := range []DType{F32, BF16, F16, I8} {
-		path := convertTiny(t, tinyDir, dt)
-		ck, err := Load(path)
+		ck, err := Load(tinyConverted(t, dt))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +43,7 @@ func TestLoadConvertedIsZeroCopyAndAligned(t *testing.T) {
 // the path and the error Load gives.
 func refusal(t *testing.T, damage func([]byte) []byte) (string, error) {
 	t.Helper()
-	path := convertTiny(t, tinyDir, F32)
+	path := tinyCopy(t, F32)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +117,7 @@ func TestLoadRefusesEmptyAndMissingFiles(t *testing.T) {
 }
 
 func TestVerifyFindsACorruptedByte(t *testing.T) {
-	path := convertTiny(t, tinyDir, BF16)
+	path := tinyCopy(t, BF16)
 	if err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
