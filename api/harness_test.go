@@ -77,7 +77,7 @@ func (b *syncBuffer) String() string {
 
 // testServer is a Server on a loopback port with a real bbolt file.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	srv   *Server
 	db    *store.DB
@@ -92,7 +92,7 @@ type testServer struct {
 
 type option func(*Config, *auth.Config)
 
-func start(t *testing.T, opts ...option) *testServer {
+func start(t testing.TB, opts ...option) *testServer {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "gpt2d.db"), store.Options{})
 	if err != nil {
@@ -144,7 +144,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -260,3 +260,5 @@ func wantBearerChallenge(t *testing.T, r response) {
 		t.Fatalf("WWW-Authenticate = %q, want Bearer", got)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
