@@ -59,6 +59,12 @@ func newBPEModel(vocab map[string]int, merges [][2]string, extra map[int]string)
 	for id := range extra {
 		size = max(size, id+1)
 	}
+	// Ids index tables, so bound them by the input's size: an id of 4e9
+	// would otherwise be a fatal, unrecoverable allocation. Gaps are
+	// allowed, but not more ids than twice the tokens given.
+	if n := len(vocab) + len(extra); size > 2*n+1024 {
+		return nil, fmt.Errorf("%w: ids run up to %d for only %d tokens", ErrMalformed, size-1, n)
+	}
 	m := &bpeModel{
 		vocab:  make(map[string]int, len(vocab)+len(extra)),
 		tokens: make([]string, size),
@@ -108,13 +114,15 @@ func newBPEModel(vocab map[string]int, merges [][2]string, extra map[int]string)
 	}
 	keys := make([]uint64, len(merges))
 	for rank, pair := range merges {
-		left, lok := vocab[pair[0]]
-		right, rok := vocab[pair[1]]
-		merged, mok := vocab[pair[0]+pair[1]]
-		if !lok || !rok || !mok {
-			return nil, fmt.Errorf("%w: merge %d %q: %q, %q or %q is not in the vocab",
-				ErrMalformed, rank+1, pair[0]+" "+pair[1], pair[0], pair[1], pair[0]+pair[1])
+		var ids [3]int
+		for i, tok := range [3]string{pair[0], pair[1], pair[0] + pair[1]} {
+			id, ok := vocab[tok]
+			if !ok {
+				return nil, fmt.Errorf("%w: merge %d %q: %q is not in the vocab", ErrMalformed, rank+1, pair[0]+" "+pair[1], tok)
+			}
+			ids[i] = id
 		}
+		left, right, merged := ids[0], ids[1], ids[2]
 		keys[rank] = pairKey(int32(left), int32(right))
 		m.merges[keys[rank]] = mergeRule{rank: int32(rank), id: int32(merged)}
 	}

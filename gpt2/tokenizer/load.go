@@ -50,6 +50,7 @@ type hfAddedToken struct {
 type hfModel struct {
 	Type                    string            `json:"type"`
 	Dropout                 *float64          `json:"dropout"`
+	UnkToken                *string           `json:"unk_token"` // unused: every byte has a token
 	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
 	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
 	ByteFallback            bool              `json:"byte_fallback"`

@@ -105,10 +105,12 @@ func (t *Tokenizer) VocabSize() int {
 
 // Pipeline returns the sugarme Tokenizer assembled from this tokenizer's
 // pieces, for callers that want sugarme Encodings (tokens, offsets into
-// the text, masks). Its ids agree with Encode. It is slower than Encode,
-// and, since sugarme indexes text by rune when it tracks offsets, it
-// panics on text that is not valid UTF-8: use Encode for untrusted text.
-// It must not be modified.
+// the text, masks). Its ids agree with Encode: added tokens such as
+// <|endoftext|> are not registered with it, so it never matches them in
+// text (nor drops them when decoding with skipSpecialTokens). It is much
+// slower than Encode and, since sugarme indexes text by rune when it
+// tracks offsets, it panics on text that is not valid UTF-8: use Encode
+// for untrusted text. It must not be modified.
 func (t *Tokenizer) Pipeline() *sugarme.Tokenizer {
 	return t.pipeline
 }

@@ -1,10 +1,15 @@
 package tokenizer
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 const (
@@ -81,5 +86,346 @@ func TestEncodeMatchesReferenceCases(t *testing.T) {
 			matched++
 		}
 		t.Logf("%s: %d/%d reference cases match", l.name, matched, len(cases))
+	}
+}
+
+func TestEncodeMatchesReferencePrompts(t *testing.T) {
+	var ref struct {
+		Prompts []struct {
+			Name   string  `json:"name"`
+			Text   *string `json:"text"`
+			IDs    []int   `json:"ids"`
+			Greedy struct {
+				IDs          []int  `json:"ids"`
+				Text         string `json:"text"`
+				TextBytesHex string `json:"text_bytes_hex"`
+			} `json:"greedy"`
+		} `json:"prompts"`
+	}
+	if err := json.Unmarshal(readFile(t, "../../testdata/gpt2-tiny/reference.json"), &ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range loadBoth(t) {
+		for _, p := range ref.Prompts {
+			if p.Text != nil {
+				if got := l.tok.Encode(*p.Text); !slices.Equal(got, p.IDs) {
+					t.Errorf("%s: %s: Encode = %v, want %v", l.name, p.Name, got, p.IDs)
+				}
+			}
+			// Generated ids are arbitrary, so their text exercises
+			// replacement of invalid UTF-8.
+			if got := l.tok.Decode(p.Greedy.IDs); got != p.Greedy.Text {
+				t.Errorf("%s: %s: Decode(greedy) = %q, want %q", l.name, p.Name, got, p.Greedy.Text)
+			}
+			if got := hex.EncodeToString(concatBytes(l.tok, p.Greedy.IDs)); got != p.Greedy.TextBytesHex {
+				t.Errorf("%s: %s: greedy bytes = %s, want %s", l.name, p.Name, got, p.Greedy.TextBytesHex)
+			}
+		}
+	}
+}
+
+// roundTripTexts are texts beyond cases.json whose round trip must be
+// byte-exact.
+var roundTripTexts = []string{
+	"",
+	" ",
+	"\n",
+	"emoji 😀😃😄 🏳️‍🌈 👩‍👩‍👧‍👦 🇬🇧",
+	"CJK 漢字かなカナ한국어 中文，標點。",
+	"combining: e\u0301 a\u0308 n\u0303 Z\u0351\u0337\u0334 \u0915\u094d\u0937",
+	"windows\r\nline\r\n\r\nendings\r\n",
+	"\ttabs\t\tand\t \tmixed \t",
+	"trailing spaces   ",
+	"trailing newlines\n\n\n",
+	"          many spaces before a word",
+	"\u00a0\u2000\u3000\u2028\u2029 exotic spaces\u205f",
+	"<|endoftext|>",
+	"<|endoftext|><|endoftext|> twice",
+	"'s 've 're 'll 'd 'm 't 'S 'VE",
+	"\x00\x01\x1f\x7f control",
+	"\U0010FFFF\U000E0001\uFFFD\uFEFF edges",
+	strings.Repeat("a", 1000),
+	strings.Repeat("ab ", 300),
+	strings.Repeat("🍕", 100),
+}
+
+func TestDecodeEncodeRoundTripsExactly(t *testing.T) {
+	texts := slices.Clone(roundTripTexts)
+	for _, c := range readCases(t) {
+		texts = append(texts, c.Text)
+	}
+	both := loadBoth(t)
+	for _, text := range texts {
+		want := both[0].tok.Encode(text)
+		for _, l := range both {
+			ids := l.tok.Encode(text)
+			if !slices.Equal(ids, want) {
+				t.Errorf("%q: %s ids %v, %s ids %v", text, l.name, ids, both[0].name, want)
+			}
+			if got := l.tok.Decode(ids); got != text {
+				t.Errorf("%s: Decode(Encode(%q)) = %q", l.name, text, got)
+			}
+			if slices.Contains(ids, l.tok.EOS()) {
+				t.Errorf("%s: Encode(%q) produced EOS", l.name, text)
+			}
+		}
+	}
+}
+
+func TestEncodeInvalidUTF8KeepsEveryByte(t *testing.T) {
+	tests := []struct{ in, decoded string }{
+		{"\xff", "\uFFFD"},
+		{"abc\x80def", "abc\uFFFDdef"},
+		{"\xe2\x82 euro cut", "\uFFFD euro cut"},
+		{"pizza \xf0\x9f\x8d", "pizza \uFFFD"},
+		{"\xed\xa0\x80 surrogate", "\uFFFD\uFFFD\uFFFD surrogate"},
+		{"  \xc0\xaf  \n", "  \uFFFD\uFFFD  \n"},
+	}
+	for _, l := range loadBoth(t) {
+		for _, tt := range tests {
+			ids := l.tok.Encode(tt.in)
+			if got := string(concatBytes(l.tok, ids)); got != tt.in {
+				t.Errorf("%s: token bytes of Encode(%q) = %q", l.name, tt.in, got)
+			}
+			if got := l.tok.Decode(ids); got != tt.decoded {
+				t.Errorf("%s: Decode(Encode(%q)) = %q, want %q", l.name, tt.in, got, tt.decoded)
+			}
+		}
+	}
+}
+
+func TestEndOfTextInTextIsPlainText(t *testing.T) {
+	for _, l := range loadBoth(t) {
+		tests := []struct {
+			text string
+			want []int
+		}{
+			{"<|endoftext|>", []int{27, 91, 437, 1659, 5239, 91, 29}},
+			{"Hello<|endoftext|>World", []int{15496, 27, 91, 437, 1659, 5239, 91, 29, 10603}},
+		}
+		for _, tt := range tests {
+			if got := l.tok.Encode(tt.text); !slices.Equal(got, tt.want) {
+				t.Errorf("%s: Encode(%q) = %v, want %v", l.name, tt.text, got, tt.want)
+			}
+		}
+		if l.tok.EOS() != 50256 {
+			t.Errorf("%s: EOS() = %d, want 50256", l.name, l.tok.EOS())
+		}
+		if l.tok.VocabSize() != 50257 {
+			t.Errorf("%s: VocabSize() = %d, want 50257", l.name, l.tok.VocabSize())
+		}
+		// The engine adds EOS by id; it decodes as its text.
+		if got := l.tok.TokenText(50256); got != "<|endoftext|>" {
+			t.Errorf("%s: TokenText(50256) = %q", l.name, got)
+		}
+	}
+}
+
+func TestTokenAccessors(t *testing.T) {
+	tok := loadBoth(t)[0].tok
+	tests := []struct {
+		id    int
+		bytes []byte
+		text  string
+	}{
+		{262, []byte(" the"), " the"},
+		{220, []byte(" "), " "},
+		{198, []byte("\n"), "\n"},
+		{12520, []byte(" \xf0\x9f"), " \uFFFD"}, // a token that ends mid-character
+		{235, []byte{0x8d}, "\uFFFD"},
+		{-1, nil, ""},
+		{50257, nil, ""},
+	}
+	for _, tt := range tests {
+		if got := tok.TokenBytes(tt.id); !slices.Equal(got, tt.bytes) {
+			t.Errorf("TokenBytes(%d) = %q, want %q", tt.id, got, tt.bytes)
+		}
+		if got := tok.TokenText(tt.id); got != tt.text {
+			t.Errorf("TokenText(%d) = %q, want %q", tt.id, got, tt.text)
+		}
+	}
+	if got := tok.Decode([]int{-5, 15496, 99999, 995}); got != "Hello world" {
+		t.Errorf("Decode skips invalid ids: got %q", got)
+	}
+	if got := tok.Encode(""); got == nil || len(got) != 0 {
+		t.Errorf("Encode(\"\") = %#v, want an empty non-nil slice", got)
+	}
+}
+
+func TestSugarmePipelineAgreesWithEncode(t *testing.T) {
+	texts := slices.Clone(roundTripTexts)
+	for _, c := range readCases(t) {
+		texts = append(texts, c.Text)
+	}
+	for _, l := range loadBoth(t) {
+		p := l.tok.Pipeline()
+		for _, text := range texts {
+			enc, err := p.EncodeSingle(text, false)
+			if err != nil {
+				t.Fatalf("%s: sugarme EncodeSingle(%q): %v", l.name, text, err)
+			}
+			want := l.tok.Encode(text)
+			if !slices.Equal(enc.Ids, want) && !(len(enc.Ids) == 0 && len(want) == 0) {
+				t.Errorf("%s: sugarme ids for %q\n got %v\nwant %v", l.name, text, enc.Ids, want)
+				continue
+			}
+			// Offsets point into text and cover whole characters.
+			for i, off := range enc.Offsets {
+				if off[0] < 0 || off[1] > len(text) || off[0] > off[1] ||
+					!utf8.RuneStart(text[min(off[0], len(text)-1)]) {
+					t.Errorf("%s: %q: token %d has offsets %v", l.name, text, i, off)
+					break
+				}
+			}
+			if got := p.Decode(want, false); got != l.tok.Decode(want) {
+				t.Errorf("%s: sugarme Decode = %q, want %q", l.name, got, l.tok.Decode(want))
+			}
+		}
+	}
+}
+
+func TestConcurrentUseIsSafeAndConsistent(t *testing.T) {
+	tok := loadBoth(t)[0].tok
+	// A tiny cache makes the goroutines fight over evictions.
+	tok.model.cache = newWordCache(2 * cacheShards)
+	cases := readCases(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				c := cases[(g*7+i)%len(cases)]
+				ids := tok.Encode(c.Text)
+				if !slices.Equal(ids, c.IDs) {
+					errs <- fmt.Sprintf("%s: Encode = %v, want %v", c.Name, ids, c.IDs)
+					return
+				}
+				s := tok.NewStream()
+				var out strings.Builder
+				for _, id := range ids {
+					out.WriteString(s.Add(id))
+				}
+				out.WriteString(s.Flush())
+				if out.String() != c.Decoded || tok.Decode(ids) != c.Decoded {
+					errs <- fmt.Sprintf("%s: decoded %q", c.Name, out.String())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func FuzzRoundTrip(f *testing.F) {
+	for _, s := range roundTripTexts {
+		f.Add(s)
+	}
+	for _, s := range []string{"Hello world", "a  \n b", "it's", "\xff 1", "\xe2\x82"} {
+		f.Add(s)
+	}
+	both := loadBoth(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		ids := both[0].tok.Encode(text)
+		if other := both[1].tok.Encode(text); !slices.Equal(ids, other) {
+			t.Fatalf("loaders disagree on %q: %v vs %v", text, ids, other)
+		}
+		if got := string(concatBytes(both[0].tok, ids)); got != text {
+			t.Fatalf("token bytes of Encode(%q) = %q", text, got)
+		}
+		if !utf8.ValidString(text) {
+			return
+		}
+		if got := both[0].tok.Decode(ids); got != text {
+			t.Fatalf("Decode(Encode(%q)) = %q", text, got)
+		}
+	})
+}
+
+// benchText is varied English, code, numbers and some non-ASCII.
+func benchText(tb testing.TB) string {
+	var b strings.Builder
+	for _, c := range readCases(tb) {
+		b.WriteString(c.Text)
+		b.WriteString("\n")
+	}
+	return strings.Repeat(b.String(), 8)
+}
+
+func BenchmarkEncode(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	text := benchText(b)
+	tok.Encode(text) // warm the cache, as a running server's is
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		tok.Encode(text)
+	}
+}
+
+func BenchmarkEncodeUncached(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	tok.model.cache = nil
+	text := benchText(b)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		tok.Encode(text)
+	}
+}
+
+func BenchmarkEncodeParallel(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	text := benchText(b)
+	tok.Encode(text)
+	b.SetBytes(int64(len(text)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tok.Encode(text)
+		}
+	})
+}
+
+// BenchmarkSugarmePipeline is the same text through sugarme's
+// Tokenizer.EncodeSingle with the same pieces, for comparison.
+func BenchmarkSugarmePipeline(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	text := benchText(b)[:4096]
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := tok.Pipeline().EncodeSingle(text, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	text := benchText(b)
+	ids := tok.Encode(text)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		tok.Decode(ids)
+	}
+}
+
+func BenchmarkStream(b *testing.B) {
+	tok := loadBoth(b)[0].tok
+	text := benchText(b)
+	ids := tok.Encode(text)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s := tok.NewStream()
+		for _, id := range ids {
+			s.Add(id)
+		}
+		s.Flush()
 	}
 }
