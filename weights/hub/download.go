@@ -32,7 +32,7 @@ type File struct {
 
 // URL returns the resolve URL of a file of repo at revision.
 func (c *Client) URL(repo, revision, name string) string {
-	return c.endpoint() + "/" + repo + "/resolve/" + url.PathEscape(revision) + "/" + name
+	return c.BaseURL() + "/" + repo + "/resolve/" + url.PathEscape(revision) + "/" + name
 }
 
 // Download fetches one file of repo at revision into dir, unless dir

@@ -51,7 +51,8 @@ type Client struct {
 	RetryDelay time.Duration
 }
 
-func (c *Client) endpoint() string {
+// BaseURL returns the Hub endpoint the client talks to.
+func (c *Client) BaseURL() string {
 	if c.Endpoint == "" {
 		return DefaultEndpoint
 	}
@@ -88,7 +89,7 @@ var (
 // weights.SourceInfoFile. Files already in dir are kept; if every needed
 // file is there, nothing is fetched and no network is used.
 func (c *Client) FetchModel(ctx context.Context, repo, revision, dir string) (weights.SourceInfo, error) {
-	si := weights.SourceInfo{Endpoint: c.endpoint(), Repo: repo, Revision: revision, SHA256: map[string]string{}}
+	si := weights.SourceInfo{Endpoint: c.BaseURL(), Repo: repo, Revision: revision, SHA256: map[string]string{}}
 	if complete(dir) {
 		c.logf("%s: config.json, model.safetensors and the tokenizer are already there; nothing to fetch\n", dir)
 		old, err := weights.ReadSourceInfo(dir)
