@@ -17,32 +17,64 @@ func bestKernels() *kernels {
 }
 
 // avx512Kernels is the AVX-512 kernel set: 12×32 register tile (24 zmm
-// accumulators), 4-row dot kernel.
+// accumulators), 4-row dot kernels widening narrow weights in registers.
 var avx512Kernels = &kernels{
-	name:    "avx512",
-	dot4:    avx512Dot4,
-	mr:      12,
-	nr:      32,
-	tile:    avx512Tile,
-	cvtBF16: avx512CvtBF16,
-	cvtF16:  avx512CvtF16,
-	cvtI8:   avx512CvtI8,
+	name:     "avx512",
+	dot4:     avx512Dot4,
+	dot4BF16: avx512Dot4BF16,
+	dot4F16:  avx512Dot4F16,
+	dot4I8:   avx512Dot4I8,
+	mr:       12,
+	nr:       32,
+	tile:     avx512Tile,
+	panel:    avx512Panel,
+	cvtBF16:  avx512CvtBF16,
+	cvtF16:   avx512CvtF16,
+	cvtI8:    avx512CvtI8,
 }
 
 // The wrappers check bounds once, so the assembly cannot run off a slice.
 
-func avx512Dot4(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
-	if m <= 0 {
-		return
-	}
+// dot4Check checks the operands of a dot4 call and returns the bias
+// pointer (nil for no bias).
+func dot4Check(out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
 	_ = out[(m-1)*ldo+3]
 	_ = x[(m-1)*ldx+k-1]
-	_ = w[3*ldw+k-1]
-	var bp *float32
-	if bias != nil {
-		bp = &bias[:4][0]
+	if 3*ldw+k > wlen {
+		panic("gpt2: dot4 weights out of range")
 	}
-	dot4AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	if bias != nil {
+		return &bias[:4][0]
+	}
+	return nil
+}
+
+func avx512Dot4(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot4Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot4F32AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot4BF16(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot4Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot4BF16AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot4F16(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot4Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot4F16AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot4I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot4Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot4I8AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, &scale[:4][0], bp)
+	}
 }
 
 func avx512Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool) {
@@ -58,6 +90,34 @@ func avx512Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int,
 		ad = 1
 	}
 	tile12x32AVX512(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
+}
+
+// avx512Panel transposes 16-column blocks in registers and leaves a
+// ragged end of kc to panelGeneric.
+func avx512Panel(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32) {
+	kc16 := kc &^ 15
+	if kc16 > 0 {
+		_ = dst[kc16*32-1]
+		off := n0*l.In + k0
+		end := off + 31*l.In + kc16 // one past the last element read
+		switch l.Type {
+		case WeightF32:
+			_ = l.F32[end-1]
+			pack32F32AVX512(&dst[0], &l.F32[off], l.In, kc16)
+		case WeightBF16:
+			_ = l.U16[end-1]
+			pack32BF16AVX512(&dst[0], &l.U16[off], l.In, kc16)
+		case WeightF16:
+			_ = l.U16[end-1]
+			pack32F16AVX512(&dst[0], &l.U16[off], l.In, kc16)
+		case WeightI8:
+			_ = l.I8[end-1]
+			pack32I8AVX512(&dst[0], &l.I8[off], l.In, kc16, &l.Scale[n0 : n0+32][0])
+		}
+	}
+	if kc16 < kc {
+		panelGeneric(k, dst[kc16*32:], l, n0, k0+kc16, kc-kc16, row)
+	}
 }
 
 func avx512CvtBF16(dst []float32, src []uint16) {
@@ -82,10 +142,31 @@ func avx512CvtI8(dst []float32, src []int8, scale float32) {
 }
 
 //go:noescape
-func dot4AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+func dot4F32AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+
+//go:noescape
+func dot4BF16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+
+//go:noescape
+func dot4F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+
+//go:noescape
+func dot4I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale, bias *float32)
 
 //go:noescape
 func tile12x32AVX512(c *float32, ldc int, a *float32, lda int, b *float32, kc int, bias *float32, add int)
+
+//go:noescape
+func pack32F32AVX512(dst *float32, src *float32, ld, kc int)
+
+//go:noescape
+func pack32BF16AVX512(dst *float32, src *uint16, ld, kc int)
+
+//go:noescape
+func pack32F16AVX512(dst *float32, src *uint16, ld, kc int)
+
+//go:noescape
+func pack32I8AVX512(dst *float32, src *int8, ld, kc int, scale *float32)
 
 //go:noescape
 func cvtBF16AVX512(dst *float32, src *uint16, n int)

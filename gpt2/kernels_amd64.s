@@ -26,17 +26,17 @@ DATA zeros<>+120(SB)/8, $0
 GLOBL zeros<>(SB), RODATA|NOPTR, $128
 
 // ---------------------------------------------------------------------------
-// func dot4AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+// The small-M kernels: four weight rows against m ≤ 4 input rows.
 //
-// Four weight rows (SI, +DX, +2·DX, +R11) against m ≤ 4 input rows (BX,
-// +R8, +2·R8, +R12), 16 columns a step. acc[r][o] lives in Z(16+4r+o),
-// the weight vectors in Z4–Z7, the input vector of row r in Z(r).
-
-#define LOADW \
-	VMOVUPS (SI), Z4; VMOVUPS (SI)(DX*1), Z5; VMOVUPS (SI)(DX*2), Z6; VMOVUPS (SI)(R11*1), Z7
-
-#define LOADWM \
-	VMOVUPS.Z (SI), K1, Z4; VMOVUPS.Z (SI)(DX*1), K1, Z5; VMOVUPS.Z (SI)(DX*2), K1, Z6; VMOVUPS.Z (SI)(R11*1), K1, Z7
+// func dot4<T>AVX512(out *float32, ldo int, x *float32, ldx, m int, w *<T>, ldw, k int, [scale *float32,] bias *float32)
+//
+// Weight rows at SI, +DX, +2·DX, +R11 (strides in bytes), input rows at BX,
+// +R8, +2·R8, +R12; 16 columns a step, the weights widened to float32 in
+// registers as they are loaded. acc[r][o] lives in Z(16+4r+o), the weight
+// vectors in Z4–Z7, the input vector of row r in Z(r). The four variants
+// differ only in how a weight vector is loaded (LOADW_<T>) and in the int8
+// per-row scale applied to the sums. Rows past m are skipped by branches
+// whose flags the vector instructions leave alone.
 
 #define FMA4(x, a0, a1, a2, a3) \
 	VFMADD231PS Z4, x, a0; VFMADD231PS Z5, x, a1; VFMADD231PS Z6, x, a2; VFMADD231PS Z7, x, a3
@@ -44,13 +44,19 @@ GLOBL zeros<>(SB), RODATA|NOPTR, $128
 #define LDX(addr, z) VMOVUPS addr, z
 #define LDXM(addr, z) VMOVUPS.Z addr, K1, z
 
-#define STEP0(ldx) ldx((BX), Z0); FMA4(Z0, Z16, Z17, Z18, Z19)
-#define STEP1(ldx) ldx((BX)(R8*1), Z1); FMA4(Z1, Z20, Z21, Z22, Z23)
-#define STEP2(ldx) ldx((BX)(R8*2), Z2); FMA4(Z2, Z24, Z25, Z26, Z27)
-#define STEP3(ldx) ldx((BX)(R12*1), Z3); FMA4(Z3, Z28, Z29, Z30, Z31)
+// STEPS runs the FMAs of every input row present (R9 = m), loading x with ld.
+#define STEPS(ld, label) \
+	ld((BX), Z0); FMA4(Z0, Z16, Z17, Z18, Z19); \
+	CMPQ R9, $2; JLT label; \
+	ld((BX)(R8*1), Z1); FMA4(Z1, Z20, Z21, Z22, Z23); \
+	JEQ label; \
+	ld((BX)(R8*2), Z2); FMA4(Z2, Z24, Z25, Z26, Z27); \
+	CMPQ R9, $4; JLT label; \
+	ld((BX)(R12*1), Z3); FMA4(Z3, Z28, Z29, Z30, Z31)
 
-// HSUM4 reduces four accumulators to X0 = [Σa0, Σa1, Σa2, Σa3].
-#define HSUM4(z0, z1, z2, z3, y0, y1, y2, y3) \
+// HSUM4 reduces four accumulators to X0 = [Σa0, Σa1, Σa2, Σa3], times the
+// scales at DX (int8 only, see SCALE), plus the bias at R10.
+#define HSUM4(z0, z1, z2, z3, y0, y1, y2, y3, scale) \
 	VEXTRACTF64X4 $1, z0, Y8; VADDPS Y8, y0, Y0; \
 	VEXTRACTF64X4 $1, z1, Y9; VADDPS Y9, y1, Y1; \
 	VEXTRACTF64X4 $1, z2, Y10; VADDPS Y10, y2, Y2; \
@@ -60,21 +66,38 @@ GLOBL zeros<>(SB), RODATA|NOPTR, $128
 	VHADDPS Y2, Y0, Y0; \
 	VEXTRACTF128 $1, Y0, X1; \
 	VADDPS X1, X0, X0; \
+	scale; \
 	VADDPS (R10), X0, X0
 
-#define OUT0 HSUM4(Z16, Z17, Z18, Z19, Y16, Y17, Y18, Y19); VMOVUPS X0, (DI)
-#define OUT1 HSUM4(Z20, Z21, Z22, Z23, Y20, Y21, Y22, Y23); VMOVUPS X0, (DI)(R13*1)
-#define OUT2 HSUM4(Z24, Z25, Z26, Z27, Y24, Y25, Y26, Y27); VMOVUPS X0, (DI)(R13*2)
-#define OUT3 HSUM4(Z28, Z29, Z30, Z31, Y28, Y29, Y30, Y31); LEAQ (DI)(R13*2), AX; VMOVUPS X0, (AX)(R13*1)
+#define SCALE VMULPS (DX), X0, X0
+#define NOSCALE NOP
+
+// OUTS stores the sums of every row present.
+#define OUTS(scale, label) \
+	HSUM4(Z16, Z17, Z18, Z19, Y16, Y17, Y18, Y19, scale); VMOVUPS X0, (DI); \
+	CMPQ R9, $2; JLT label; \
+	HSUM4(Z20, Z21, Z22, Z23, Y20, Y21, Y22, Y23, scale); VMOVUPS X0, (DI)(R13*1); \
+	CMPQ R9, $2; JEQ label; \
+	HSUM4(Z24, Z25, Z26, Z27, Y24, Y25, Y26, Y27, scale); VMOVUPS X0, (DI)(R13*2); \
+	CMPQ R9, $4; JLT label; \
+	HSUM4(Z28, Z29, Z30, Z31, Y28, Y29, Y30, Y31, scale); LEAQ (DI)(R13*2), SI; VMOVUPS X0, (SI)(R13*1)
 
 #define ZERO4(a0, a1, a2, a3) VPXORD a0, a0, a0; VPXORD a1, a1, a1; VPXORD a2, a2, a2; VPXORD a3, a3, a3
-
-#define NEXT16 ADDQ $64, SI; ADDQ $64, BX; SUBQ $16, CX
 
 // TAILMASK sets K1 to the low CX bits.
 #define TAILMASK MOVQ $1, AX; SHLQ CX, AX; DECQ AX; KMOVW AX, K1
 
-TEXT ·dot4AVX512(SB), NOSPLIT, $0-72
+#define LOADW_F32 VMOVUPS (SI), Z4; VMOVUPS (SI)(DX*1), Z5; VMOVUPS (SI)(DX*2), Z6; VMOVUPS (SI)(R11*1), Z7
+#define LOADWM_F32 VMOVUPS.Z (SI), K1, Z4; VMOVUPS.Z (SI)(DX*1), K1, Z5; VMOVUPS.Z (SI)(DX*2), K1, Z6; VMOVUPS.Z (SI)(R11*1), K1, Z7
+#define LOADW_BF16 VPMOVZXWD (SI), Z4; VPSLLD $16, Z4, Z4; VPMOVZXWD (SI)(DX*1), Z5; VPSLLD $16, Z5, Z5; VPMOVZXWD (SI)(DX*2), Z6; VPSLLD $16, Z6, Z6; VPMOVZXWD (SI)(R11*1), Z7; VPSLLD $16, Z7, Z7
+#define LOADWM_BF16 VPMOVZXWD.Z (SI), K1, Z4; VPSLLD $16, Z4, Z4; VPMOVZXWD.Z (SI)(DX*1), K1, Z5; VPSLLD $16, Z5, Z5; VPMOVZXWD.Z (SI)(DX*2), K1, Z6; VPSLLD $16, Z6, Z6; VPMOVZXWD.Z (SI)(R11*1), K1, Z7; VPSLLD $16, Z7, Z7
+#define LOADW_F16 VCVTPH2PS (SI), Z4; VCVTPH2PS (SI)(DX*1), Z5; VCVTPH2PS (SI)(DX*2), Z6; VCVTPH2PS (SI)(R11*1), Z7
+#define LOADWM_F16 VCVTPH2PS.Z (SI), K1, Z4; VCVTPH2PS.Z (SI)(DX*1), K1, Z5; VCVTPH2PS.Z (SI)(DX*2), K1, Z6; VCVTPH2PS.Z (SI)(R11*1), K1, Z7
+#define LOADW_I8 VPMOVSXBD (SI), Z4; VCVTDQ2PS Z4, Z4; VPMOVSXBD (SI)(DX*1), Z5; VCVTDQ2PS Z5, Z5; VPMOVSXBD (SI)(DX*2), Z6; VCVTDQ2PS Z6, Z6; VPMOVSXBD (SI)(R11*1), Z7; VCVTDQ2PS Z7, Z7
+#define LOADWM_I8 VPMOVSXBD.Z (SI), K1, Z4; VCVTDQ2PS Z4, Z4; VPMOVSXBD.Z (SI)(DX*1), K1, Z5; VCVTDQ2PS Z5, Z5; VPMOVSXBD.Z (SI)(DX*2), K1, Z6; VCVTDQ2PS Z6, Z6; VPMOVSXBD.Z (SI)(R11*1), K1, Z7; VCVTDQ2PS Z7, Z7
+
+// func dot4F32AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+TEXT ·dot4F32AVX512(SB), NOSPLIT, $0-72
 	MOVQ out+0(FP), DI
 	MOVQ ldo+8(FP), R13
 	SHLQ $2, R13
@@ -90,116 +113,326 @@ TEXT ·dot4AVX512(SB), NOSPLIT, $0-72
 	MOVQ k+56(FP), CX
 	MOVQ bias+64(FP), R10
 	TESTQ R10, R10
-	JNZ  dot4_m
+	JNZ  zero
 	LEAQ zeros<>(SB), R10
-
-dot4_m:
+zero:
 	ZERO4(Z16, Z17, Z18, Z19)
-	CMPQ R9, $2
-	JLT  dot4_m1
 	ZERO4(Z20, Z21, Z22, Z23)
-	JEQ  dot4_m2
 	ZERO4(Z24, Z25, Z26, Z27)
-	CMPQ R9, $3
-	JEQ  dot4_m3
 	ZERO4(Z28, Z29, Z30, Z31)
-	JMP  dot4_m4
+	CMPQ R9, $1
+	JNE  rows
+	CMPQ CX, $32
+	JLT  rows
 
-dot4_m1:
+	// One input row: two 16-column steps an iteration into two sets of
+	// accumulators, so the FMA latency of one chain does not bound it.
+loop1:
+	VMOVUPS (SI), Z4
+	VMOVUPS (SI)(DX*1), Z5
+	VMOVUPS (SI)(DX*2), Z6
+	VMOVUPS (SI)(R11*1), Z7
+	VMOVUPS (BX), Z0
+	FMA4(Z0, Z16, Z17, Z18, Z19)
+	VMOVUPS 64(SI), Z8
+	VMOVUPS 64(SI)(DX*1), Z9
+	VMOVUPS 64(SI)(DX*2), Z10
+	VMOVUPS 64(SI)(R11*1), Z11
+	VMOVUPS 64(BX), Z1
+	VFMADD231PS Z8, Z1, Z20
+	VFMADD231PS Z9, Z1, Z21
+	VFMADD231PS Z10, Z1, Z22
+	VFMADD231PS Z11, Z1, Z23
+	ADDQ $128, SI
+	ADDQ $128, BX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  loop1
+	VADDPS Z20, Z16, Z16
+	VADDPS Z21, Z17, Z17
+	VADDPS Z22, Z18, Z18
+	VADDPS Z23, Z19, Z19
+
+rows:
 	CMPQ CX, $16
-	JLT  dot4_m1_tail
-dot4_m1_loop:
-	LOADW
-	STEP0(LDX)
-	NEXT16
+	JLT  tail
+loop:
+	LOADW_F32
+	STEPS(LDX, next)
+next:
+	ADDQ $64, SI
+	ADDQ $64, BX
+	SUBQ $16, CX
 	CMPQ CX, $16
-	JGE  dot4_m1_loop
-dot4_m1_tail:
+	JGE  loop
+tail:
 	TESTQ CX, CX
-	JZ   dot4_m1_out
+	JZ   sums
 	TAILMASK
-	LOADWM
-	STEP0(LDXM)
-dot4_m1_out:
-	OUT0
+	LOADWM_F32
+	STEPS(LDXM, sums)
+sums:
+	OUTS(NOSCALE, done)
+done:
 	VZEROUPPER
 	RET
 
-dot4_m2:
+// func dot4BF16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+TEXT ·dot4BF16AVX512(SB), NOSPLIT, $0-72
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R13
+	SHLQ $2, R13
+	MOVQ x+16(FP), BX
+	MOVQ ldx+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ m+32(FP), R9
+	MOVQ w+40(FP), SI
+	MOVQ ldw+48(FP), DX
+	SHLQ $1, DX
+	LEAQ (DX)(DX*2), R11
+	MOVQ k+56(FP), CX
+	MOVQ bias+64(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO4(Z16, Z17, Z18, Z19)
+	ZERO4(Z20, Z21, Z22, Z23)
+	ZERO4(Z24, Z25, Z26, Z27)
+	ZERO4(Z28, Z29, Z30, Z31)
+	CMPQ R9, $1
+	JNE  rows
+	CMPQ CX, $32
+	JLT  rows
+
+	// One input row: two 16-column steps an iteration into two sets of
+	// accumulators, so the FMA latency of one chain does not bound it.
+loop1:
+	VPMOVZXWD (SI), Z4
+	VPSLLD $16, Z4, Z4
+	VPMOVZXWD (SI)(DX*1), Z5
+	VPSLLD $16, Z5, Z5
+	VPMOVZXWD (SI)(DX*2), Z6
+	VPSLLD $16, Z6, Z6
+	VPMOVZXWD (SI)(R11*1), Z7
+	VPSLLD $16, Z7, Z7
+	VMOVUPS (BX), Z0
+	FMA4(Z0, Z16, Z17, Z18, Z19)
+	VPMOVZXWD 32(SI), Z8
+	VPSLLD $16, Z8, Z8
+	VPMOVZXWD 32(SI)(DX*1), Z9
+	VPSLLD $16, Z9, Z9
+	VPMOVZXWD 32(SI)(DX*2), Z10
+	VPSLLD $16, Z10, Z10
+	VPMOVZXWD 32(SI)(R11*1), Z11
+	VPSLLD $16, Z11, Z11
+	VMOVUPS 64(BX), Z1
+	VFMADD231PS Z8, Z1, Z20
+	VFMADD231PS Z9, Z1, Z21
+	VFMADD231PS Z10, Z1, Z22
+	VFMADD231PS Z11, Z1, Z23
+	ADDQ $64, SI
+	ADDQ $128, BX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  loop1
+	VADDPS Z20, Z16, Z16
+	VADDPS Z21, Z17, Z17
+	VADDPS Z22, Z18, Z18
+	VADDPS Z23, Z19, Z19
+
+rows:
 	CMPQ CX, $16
-	JLT  dot4_m2_tail
-dot4_m2_loop:
-	LOADW
-	STEP0(LDX)
-	STEP1(LDX)
-	NEXT16
+	JLT  tail
+loop:
+	LOADW_BF16
+	STEPS(LDX, next)
+next:
+	ADDQ $32, SI
+	ADDQ $64, BX
+	SUBQ $16, CX
 	CMPQ CX, $16
-	JGE  dot4_m2_loop
-dot4_m2_tail:
+	JGE  loop
+tail:
 	TESTQ CX, CX
-	JZ   dot4_m2_out
+	JZ   sums
 	TAILMASK
-	LOADWM
-	STEP0(LDXM)
-	STEP1(LDXM)
-dot4_m2_out:
-	OUT0
-	OUT1
+	LOADWM_BF16
+	STEPS(LDXM, sums)
+sums:
+	OUTS(NOSCALE, done)
+done:
 	VZEROUPPER
 	RET
 
-dot4_m3:
+// func dot4F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+TEXT ·dot4F16AVX512(SB), NOSPLIT, $0-72
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R13
+	SHLQ $2, R13
+	MOVQ x+16(FP), BX
+	MOVQ ldx+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ m+32(FP), R9
+	MOVQ w+40(FP), SI
+	MOVQ ldw+48(FP), DX
+	SHLQ $1, DX
+	LEAQ (DX)(DX*2), R11
+	MOVQ k+56(FP), CX
+	MOVQ bias+64(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO4(Z16, Z17, Z18, Z19)
+	ZERO4(Z20, Z21, Z22, Z23)
+	ZERO4(Z24, Z25, Z26, Z27)
+	ZERO4(Z28, Z29, Z30, Z31)
+	CMPQ R9, $1
+	JNE  rows
+	CMPQ CX, $32
+	JLT  rows
+
+	// One input row: two 16-column steps an iteration into two sets of
+	// accumulators, so the FMA latency of one chain does not bound it.
+loop1:
+	VCVTPH2PS (SI), Z4
+	VCVTPH2PS (SI)(DX*1), Z5
+	VCVTPH2PS (SI)(DX*2), Z6
+	VCVTPH2PS (SI)(R11*1), Z7
+	VMOVUPS (BX), Z0
+	FMA4(Z0, Z16, Z17, Z18, Z19)
+	VCVTPH2PS 32(SI), Z8
+	VCVTPH2PS 32(SI)(DX*1), Z9
+	VCVTPH2PS 32(SI)(DX*2), Z10
+	VCVTPH2PS 32(SI)(R11*1), Z11
+	VMOVUPS 64(BX), Z1
+	VFMADD231PS Z8, Z1, Z20
+	VFMADD231PS Z9, Z1, Z21
+	VFMADD231PS Z10, Z1, Z22
+	VFMADD231PS Z11, Z1, Z23
+	ADDQ $64, SI
+	ADDQ $128, BX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  loop1
+	VADDPS Z20, Z16, Z16
+	VADDPS Z21, Z17, Z17
+	VADDPS Z22, Z18, Z18
+	VADDPS Z23, Z19, Z19
+
+rows:
 	CMPQ CX, $16
-	JLT  dot4_m3_tail
-dot4_m3_loop:
-	LOADW
-	STEP0(LDX)
-	STEP1(LDX)
-	STEP2(LDX)
-	NEXT16
+	JLT  tail
+loop:
+	LOADW_F16
+	STEPS(LDX, next)
+next:
+	ADDQ $32, SI
+	ADDQ $64, BX
+	SUBQ $16, CX
 	CMPQ CX, $16
-	JGE  dot4_m3_loop
-dot4_m3_tail:
+	JGE  loop
+tail:
 	TESTQ CX, CX
-	JZ   dot4_m3_out
+	JZ   sums
 	TAILMASK
-	LOADWM
-	STEP0(LDXM)
-	STEP1(LDXM)
-	STEP2(LDXM)
-dot4_m3_out:
-	OUT0
-	OUT1
-	OUT2
+	LOADWM_F16
+	STEPS(LDXM, sums)
+sums:
+	OUTS(NOSCALE, done)
+done:
 	VZEROUPPER
 	RET
 
-dot4_m4:
+// func dot4I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale *float32, bias *float32)
+TEXT ·dot4I8AVX512(SB), NOSPLIT, $0-80
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R13
+	SHLQ $2, R13
+	MOVQ x+16(FP), BX
+	MOVQ ldx+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R12
+	MOVQ m+32(FP), R9
+	MOVQ w+40(FP), SI
+	MOVQ ldw+48(FP), DX
+	LEAQ (DX)(DX*2), R11
+	MOVQ k+56(FP), CX
+	MOVQ bias+72(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO4(Z16, Z17, Z18, Z19)
+	ZERO4(Z20, Z21, Z22, Z23)
+	ZERO4(Z24, Z25, Z26, Z27)
+	ZERO4(Z28, Z29, Z30, Z31)
+	CMPQ R9, $1
+	JNE  rows
+	CMPQ CX, $32
+	JLT  rows
+
+	// One input row: two 16-column steps an iteration into two sets of
+	// accumulators, so the FMA latency of one chain does not bound it.
+loop1:
+	VPMOVSXBD (SI), Z4
+	VCVTDQ2PS Z4, Z4
+	VPMOVSXBD (SI)(DX*1), Z5
+	VCVTDQ2PS Z5, Z5
+	VPMOVSXBD (SI)(DX*2), Z6
+	VCVTDQ2PS Z6, Z6
+	VPMOVSXBD (SI)(R11*1), Z7
+	VCVTDQ2PS Z7, Z7
+	VMOVUPS (BX), Z0
+	FMA4(Z0, Z16, Z17, Z18, Z19)
+	VPMOVSXBD 16(SI), Z8
+	VCVTDQ2PS Z8, Z8
+	VPMOVSXBD 16(SI)(DX*1), Z9
+	VCVTDQ2PS Z9, Z9
+	VPMOVSXBD 16(SI)(DX*2), Z10
+	VCVTDQ2PS Z10, Z10
+	VPMOVSXBD 16(SI)(R11*1), Z11
+	VCVTDQ2PS Z11, Z11
+	VMOVUPS 64(BX), Z1
+	VFMADD231PS Z8, Z1, Z20
+	VFMADD231PS Z9, Z1, Z21
+	VFMADD231PS Z10, Z1, Z22
+	VFMADD231PS Z11, Z1, Z23
+	ADDQ $32, SI
+	ADDQ $128, BX
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  loop1
+	VADDPS Z20, Z16, Z16
+	VADDPS Z21, Z17, Z17
+	VADDPS Z22, Z18, Z18
+	VADDPS Z23, Z19, Z19
+
+rows:
 	CMPQ CX, $16
-	JLT  dot4_m4_tail
-dot4_m4_loop:
-	LOADW
-	STEP0(LDX)
-	STEP1(LDX)
-	STEP2(LDX)
-	STEP3(LDX)
-	NEXT16
+	JLT  tail
+loop:
+	LOADW_I8
+	STEPS(LDX, next)
+next:
+	ADDQ $16, SI
+	ADDQ $64, BX
+	SUBQ $16, CX
 	CMPQ CX, $16
-	JGE  dot4_m4_loop
-dot4_m4_tail:
+	JGE  loop
+tail:
 	TESTQ CX, CX
-	JZ   dot4_m4_out
+	JZ   sums
 	TAILMASK
-	LOADWM
-	STEP0(LDXM)
-	STEP1(LDXM)
-	STEP2(LDXM)
-	STEP3(LDXM)
-dot4_m4_out:
-	OUT0
-	OUT1
-	OUT2
-	OUT3
+	LOADWM_I8
+	STEPS(LDXM, sums)
+sums:
+	MOVQ scale+64(FP), DX
+	OUTS(SCALE, done)
+done:
 	VZEROUPPER
 	RET
 
@@ -338,6 +571,619 @@ tile_put:
 	CST((R11), Z26, Z27)
 	CST((R11)(R12*1), Z28, Z29)
 	CST((R11)(R12*2), Z30, Z31)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// Packing a GEMM panel: 32 weight rows × kc columns (kc a multiple of 16)
+// transposed to kc steps of 32 floats, dst[p·32 + j] = W[j][p].
+//
+// func pack32<T>AVX512(dst *float32, src *<T>, ld, kc int[, scale *float32])
+//
+// Each 16×16 block is loaded row by row into Z0–Z15 (widened, and for int8
+// scaled by its row's scale), transposed in registers and stored as 16
+// half-steps, 128 bytes apart. TRANSPOSE16 leaves column c of Z0–Z15 (rows) in Z(c).
+
+// Stage 1: interleave 32-bit elements of row pairs into Z16–Z31.
+#define T16_S1(a, b, lo, hi) VUNPCKLPS b, a, lo; VUNPCKHPS b, a, hi
+// Stage 2: interleave 64-bit pairs of two stage-1 results back into Z0–Z15.
+#define T16_S2(a, b, lo, hi) VUNPCKLPD b, a, lo; VUNPCKHPD b, a, hi
+// Stage 3: gather 128-bit lanes.
+#define T16_S3(a, b, lo, hi) VSHUFF32X4 $0x44, b, a, lo; VSHUFF32X4 $0xee, b, a, hi
+#define T16_S4(a, b, lo, hi) VSHUFF32X4 $0x88, b, a, lo; VSHUFF32X4 $0xdd, b, a, hi
+
+#define TRANSPOSE16 \
+	T16_S1(Z0, Z1, Z16, Z17); T16_S1(Z2, Z3, Z18, Z19); \
+	T16_S1(Z4, Z5, Z20, Z21); T16_S1(Z6, Z7, Z22, Z23); \
+	T16_S1(Z8, Z9, Z24, Z25); T16_S1(Z10, Z11, Z26, Z27); \
+	T16_S1(Z12, Z13, Z28, Z29); T16_S1(Z14, Z15, Z30, Z31); \
+	T16_S2(Z16, Z18, Z0, Z1); T16_S2(Z17, Z19, Z2, Z3); \
+	T16_S2(Z20, Z22, Z4, Z5); T16_S2(Z21, Z23, Z6, Z7); \
+	T16_S2(Z24, Z26, Z8, Z9); T16_S2(Z25, Z27, Z10, Z11); \
+	T16_S2(Z28, Z30, Z12, Z13); T16_S2(Z29, Z31, Z14, Z15); \
+	T16_S3(Z0, Z4, Z16, Z17); T16_S3(Z8, Z12, Z18, Z19); \
+	T16_S3(Z1, Z5, Z20, Z21); T16_S3(Z9, Z13, Z22, Z23); \
+	T16_S3(Z2, Z6, Z24, Z25); T16_S3(Z10, Z14, Z26, Z27); \
+	T16_S3(Z3, Z7, Z28, Z29); T16_S3(Z11, Z15, Z30, Z31); \
+	T16_S4(Z16, Z18, Z0, Z4); T16_S4(Z17, Z19, Z8, Z12); \
+	T16_S4(Z20, Z22, Z1, Z5); T16_S4(Z21, Z23, Z9, Z13); \
+	T16_S4(Z24, Z26, Z2, Z6); T16_S4(Z25, Z27, Z10, Z14); \
+	T16_S4(Z28, Z30, Z3, Z7); T16_S4(Z29, Z31, Z11, Z15)
+
+
+// func pack32F32AVX512(dst *float32, src *float32, ld, kc int)
+TEXT ·pack32F32AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	SHLQ $2, DX
+	MOVQ kc+24(FP), CX
+	MOVQ DX, BX
+	SHLQ $4, BX // 16 rows
+	SHRQ $4, CX
+	JZ   done
+loop:
+	// rows 0–15
+	MOVQ SI, AX
+	VMOVUPS (AX), Z0
+	ADDQ DX, AX
+	VMOVUPS (AX), Z1
+	ADDQ DX, AX
+	VMOVUPS (AX), Z2
+	ADDQ DX, AX
+	VMOVUPS (AX), Z3
+	ADDQ DX, AX
+	VMOVUPS (AX), Z4
+	ADDQ DX, AX
+	VMOVUPS (AX), Z5
+	ADDQ DX, AX
+	VMOVUPS (AX), Z6
+	ADDQ DX, AX
+	VMOVUPS (AX), Z7
+	ADDQ DX, AX
+	VMOVUPS (AX), Z8
+	ADDQ DX, AX
+	VMOVUPS (AX), Z9
+	ADDQ DX, AX
+	VMOVUPS (AX), Z10
+	ADDQ DX, AX
+	VMOVUPS (AX), Z11
+	ADDQ DX, AX
+	VMOVUPS (AX), Z12
+	ADDQ DX, AX
+	VMOVUPS (AX), Z13
+	ADDQ DX, AX
+	VMOVUPS (AX), Z14
+	ADDQ DX, AX
+	VMOVUPS (AX), Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 128(DI)
+	VMOVUPS Z2, 256(DI)
+	VMOVUPS Z3, 384(DI)
+	VMOVUPS Z4, 512(DI)
+	VMOVUPS Z5, 640(DI)
+	VMOVUPS Z6, 768(DI)
+	VMOVUPS Z7, 896(DI)
+	VMOVUPS Z8, 1024(DI)
+	VMOVUPS Z9, 1152(DI)
+	VMOVUPS Z10, 1280(DI)
+	VMOVUPS Z11, 1408(DI)
+	VMOVUPS Z12, 1536(DI)
+	VMOVUPS Z13, 1664(DI)
+	VMOVUPS Z14, 1792(DI)
+	VMOVUPS Z15, 1920(DI)
+	// rows 16–31
+	LEAQ (SI)(BX*1), AX
+	VMOVUPS (AX), Z0
+	ADDQ DX, AX
+	VMOVUPS (AX), Z1
+	ADDQ DX, AX
+	VMOVUPS (AX), Z2
+	ADDQ DX, AX
+	VMOVUPS (AX), Z3
+	ADDQ DX, AX
+	VMOVUPS (AX), Z4
+	ADDQ DX, AX
+	VMOVUPS (AX), Z5
+	ADDQ DX, AX
+	VMOVUPS (AX), Z6
+	ADDQ DX, AX
+	VMOVUPS (AX), Z7
+	ADDQ DX, AX
+	VMOVUPS (AX), Z8
+	ADDQ DX, AX
+	VMOVUPS (AX), Z9
+	ADDQ DX, AX
+	VMOVUPS (AX), Z10
+	ADDQ DX, AX
+	VMOVUPS (AX), Z11
+	ADDQ DX, AX
+	VMOVUPS (AX), Z12
+	ADDQ DX, AX
+	VMOVUPS (AX), Z13
+	ADDQ DX, AX
+	VMOVUPS (AX), Z14
+	ADDQ DX, AX
+	VMOVUPS (AX), Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 64(DI)
+	VMOVUPS Z1, 192(DI)
+	VMOVUPS Z2, 320(DI)
+	VMOVUPS Z3, 448(DI)
+	VMOVUPS Z4, 576(DI)
+	VMOVUPS Z5, 704(DI)
+	VMOVUPS Z6, 832(DI)
+	VMOVUPS Z7, 960(DI)
+	VMOVUPS Z8, 1088(DI)
+	VMOVUPS Z9, 1216(DI)
+	VMOVUPS Z10, 1344(DI)
+	VMOVUPS Z11, 1472(DI)
+	VMOVUPS Z12, 1600(DI)
+	VMOVUPS Z13, 1728(DI)
+	VMOVUPS Z14, 1856(DI)
+	VMOVUPS Z15, 1984(DI)
+	ADDQ $64, SI
+	ADDQ $2048, DI
+	DECQ CX
+	JNZ  loop
+done:
+	VZEROUPPER
+	RET
+
+// func pack32BF16AVX512(dst *float32, src *uint16, ld, kc int)
+TEXT ·pack32BF16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	SHLQ $1, DX
+	MOVQ kc+24(FP), CX
+	MOVQ DX, BX
+	SHLQ $4, BX // 16 rows
+	SHRQ $4, CX
+	JZ   done
+loop:
+	// rows 0–15
+	MOVQ SI, AX
+	VPMOVZXWD (AX), Z0
+	VPSLLD $16, Z0, Z0
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z1
+	VPSLLD $16, Z1, Z1
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z2
+	VPSLLD $16, Z2, Z2
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z3
+	VPSLLD $16, Z3, Z3
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z4
+	VPSLLD $16, Z4, Z4
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z5
+	VPSLLD $16, Z5, Z5
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z6
+	VPSLLD $16, Z6, Z6
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z7
+	VPSLLD $16, Z7, Z7
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z8
+	VPSLLD $16, Z8, Z8
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z9
+	VPSLLD $16, Z9, Z9
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z10
+	VPSLLD $16, Z10, Z10
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z11
+	VPSLLD $16, Z11, Z11
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z12
+	VPSLLD $16, Z12, Z12
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z13
+	VPSLLD $16, Z13, Z13
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z14
+	VPSLLD $16, Z14, Z14
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z15
+	VPSLLD $16, Z15, Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 128(DI)
+	VMOVUPS Z2, 256(DI)
+	VMOVUPS Z3, 384(DI)
+	VMOVUPS Z4, 512(DI)
+	VMOVUPS Z5, 640(DI)
+	VMOVUPS Z6, 768(DI)
+	VMOVUPS Z7, 896(DI)
+	VMOVUPS Z8, 1024(DI)
+	VMOVUPS Z9, 1152(DI)
+	VMOVUPS Z10, 1280(DI)
+	VMOVUPS Z11, 1408(DI)
+	VMOVUPS Z12, 1536(DI)
+	VMOVUPS Z13, 1664(DI)
+	VMOVUPS Z14, 1792(DI)
+	VMOVUPS Z15, 1920(DI)
+	// rows 16–31
+	LEAQ (SI)(BX*1), AX
+	VPMOVZXWD (AX), Z0
+	VPSLLD $16, Z0, Z0
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z1
+	VPSLLD $16, Z1, Z1
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z2
+	VPSLLD $16, Z2, Z2
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z3
+	VPSLLD $16, Z3, Z3
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z4
+	VPSLLD $16, Z4, Z4
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z5
+	VPSLLD $16, Z5, Z5
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z6
+	VPSLLD $16, Z6, Z6
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z7
+	VPSLLD $16, Z7, Z7
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z8
+	VPSLLD $16, Z8, Z8
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z9
+	VPSLLD $16, Z9, Z9
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z10
+	VPSLLD $16, Z10, Z10
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z11
+	VPSLLD $16, Z11, Z11
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z12
+	VPSLLD $16, Z12, Z12
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z13
+	VPSLLD $16, Z13, Z13
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z14
+	VPSLLD $16, Z14, Z14
+	ADDQ DX, AX
+	VPMOVZXWD (AX), Z15
+	VPSLLD $16, Z15, Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 64(DI)
+	VMOVUPS Z1, 192(DI)
+	VMOVUPS Z2, 320(DI)
+	VMOVUPS Z3, 448(DI)
+	VMOVUPS Z4, 576(DI)
+	VMOVUPS Z5, 704(DI)
+	VMOVUPS Z6, 832(DI)
+	VMOVUPS Z7, 960(DI)
+	VMOVUPS Z8, 1088(DI)
+	VMOVUPS Z9, 1216(DI)
+	VMOVUPS Z10, 1344(DI)
+	VMOVUPS Z11, 1472(DI)
+	VMOVUPS Z12, 1600(DI)
+	VMOVUPS Z13, 1728(DI)
+	VMOVUPS Z14, 1856(DI)
+	VMOVUPS Z15, 1984(DI)
+	ADDQ $32, SI
+	ADDQ $2048, DI
+	DECQ CX
+	JNZ  loop
+done:
+	VZEROUPPER
+	RET
+
+// func pack32F16AVX512(dst *float32, src *uint16, ld, kc int)
+TEXT ·pack32F16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	SHLQ $1, DX
+	MOVQ kc+24(FP), CX
+	MOVQ DX, BX
+	SHLQ $4, BX // 16 rows
+	SHRQ $4, CX
+	JZ   done
+loop:
+	// rows 0–15
+	MOVQ SI, AX
+	VCVTPH2PS (AX), Z0
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z1
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z2
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z3
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z4
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z5
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z6
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z7
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z8
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z9
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z10
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z11
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z12
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z13
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z14
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 128(DI)
+	VMOVUPS Z2, 256(DI)
+	VMOVUPS Z3, 384(DI)
+	VMOVUPS Z4, 512(DI)
+	VMOVUPS Z5, 640(DI)
+	VMOVUPS Z6, 768(DI)
+	VMOVUPS Z7, 896(DI)
+	VMOVUPS Z8, 1024(DI)
+	VMOVUPS Z9, 1152(DI)
+	VMOVUPS Z10, 1280(DI)
+	VMOVUPS Z11, 1408(DI)
+	VMOVUPS Z12, 1536(DI)
+	VMOVUPS Z13, 1664(DI)
+	VMOVUPS Z14, 1792(DI)
+	VMOVUPS Z15, 1920(DI)
+	// rows 16–31
+	LEAQ (SI)(BX*1), AX
+	VCVTPH2PS (AX), Z0
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z1
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z2
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z3
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z4
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z5
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z6
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z7
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z8
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z9
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z10
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z11
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z12
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z13
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z14
+	ADDQ DX, AX
+	VCVTPH2PS (AX), Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 64(DI)
+	VMOVUPS Z1, 192(DI)
+	VMOVUPS Z2, 320(DI)
+	VMOVUPS Z3, 448(DI)
+	VMOVUPS Z4, 576(DI)
+	VMOVUPS Z5, 704(DI)
+	VMOVUPS Z6, 832(DI)
+	VMOVUPS Z7, 960(DI)
+	VMOVUPS Z8, 1088(DI)
+	VMOVUPS Z9, 1216(DI)
+	VMOVUPS Z10, 1344(DI)
+	VMOVUPS Z11, 1472(DI)
+	VMOVUPS Z12, 1600(DI)
+	VMOVUPS Z13, 1728(DI)
+	VMOVUPS Z14, 1856(DI)
+	VMOVUPS Z15, 1984(DI)
+	ADDQ $32, SI
+	ADDQ $2048, DI
+	DECQ CX
+	JNZ  loop
+done:
+	VZEROUPPER
+	RET
+
+// func pack32I8AVX512(dst *float32, src *int8, ld, kc int, scale *float32)
+TEXT ·pack32I8AVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	MOVQ kc+24(FP), CX
+	MOVQ DX, BX
+	SHLQ $4, BX // 16 rows
+	MOVQ scale+32(FP), R10
+	SHRQ $4, CX
+	JZ   done
+loop:
+	// rows 0–15
+	MOVQ SI, AX
+	VPMOVSXBD (AX), Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS.BCST 0(R10), Z0, Z0
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z1
+	VCVTDQ2PS Z1, Z1
+	VMULPS.BCST 4(R10), Z1, Z1
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z2
+	VCVTDQ2PS Z2, Z2
+	VMULPS.BCST 8(R10), Z2, Z2
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z3
+	VCVTDQ2PS Z3, Z3
+	VMULPS.BCST 12(R10), Z3, Z3
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z4
+	VCVTDQ2PS Z4, Z4
+	VMULPS.BCST 16(R10), Z4, Z4
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z5
+	VCVTDQ2PS Z5, Z5
+	VMULPS.BCST 20(R10), Z5, Z5
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z6
+	VCVTDQ2PS Z6, Z6
+	VMULPS.BCST 24(R10), Z6, Z6
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z7
+	VCVTDQ2PS Z7, Z7
+	VMULPS.BCST 28(R10), Z7, Z7
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS.BCST 32(R10), Z8, Z8
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS.BCST 36(R10), Z9, Z9
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z10
+	VCVTDQ2PS Z10, Z10
+	VMULPS.BCST 40(R10), Z10, Z10
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z11
+	VCVTDQ2PS Z11, Z11
+	VMULPS.BCST 44(R10), Z11, Z11
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z12
+	VCVTDQ2PS Z12, Z12
+	VMULPS.BCST 48(R10), Z12, Z12
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z13
+	VCVTDQ2PS Z13, Z13
+	VMULPS.BCST 52(R10), Z13, Z13
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z14
+	VCVTDQ2PS Z14, Z14
+	VMULPS.BCST 56(R10), Z14, Z14
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z15
+	VCVTDQ2PS Z15, Z15
+	VMULPS.BCST 60(R10), Z15, Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 128(DI)
+	VMOVUPS Z2, 256(DI)
+	VMOVUPS Z3, 384(DI)
+	VMOVUPS Z4, 512(DI)
+	VMOVUPS Z5, 640(DI)
+	VMOVUPS Z6, 768(DI)
+	VMOVUPS Z7, 896(DI)
+	VMOVUPS Z8, 1024(DI)
+	VMOVUPS Z9, 1152(DI)
+	VMOVUPS Z10, 1280(DI)
+	VMOVUPS Z11, 1408(DI)
+	VMOVUPS Z12, 1536(DI)
+	VMOVUPS Z13, 1664(DI)
+	VMOVUPS Z14, 1792(DI)
+	VMOVUPS Z15, 1920(DI)
+	// rows 16–31
+	LEAQ (SI)(BX*1), AX
+	VPMOVSXBD (AX), Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS.BCST 64(R10), Z0, Z0
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z1
+	VCVTDQ2PS Z1, Z1
+	VMULPS.BCST 68(R10), Z1, Z1
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z2
+	VCVTDQ2PS Z2, Z2
+	VMULPS.BCST 72(R10), Z2, Z2
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z3
+	VCVTDQ2PS Z3, Z3
+	VMULPS.BCST 76(R10), Z3, Z3
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z4
+	VCVTDQ2PS Z4, Z4
+	VMULPS.BCST 80(R10), Z4, Z4
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z5
+	VCVTDQ2PS Z5, Z5
+	VMULPS.BCST 84(R10), Z5, Z5
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z6
+	VCVTDQ2PS Z6, Z6
+	VMULPS.BCST 88(R10), Z6, Z6
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z7
+	VCVTDQ2PS Z7, Z7
+	VMULPS.BCST 92(R10), Z7, Z7
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z8
+	VCVTDQ2PS Z8, Z8
+	VMULPS.BCST 96(R10), Z8, Z8
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z9
+	VCVTDQ2PS Z9, Z9
+	VMULPS.BCST 100(R10), Z9, Z9
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z10
+	VCVTDQ2PS Z10, Z10
+	VMULPS.BCST 104(R10), Z10, Z10
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z11
+	VCVTDQ2PS Z11, Z11
+	VMULPS.BCST 108(R10), Z11, Z11
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z12
+	VCVTDQ2PS Z12, Z12
+	VMULPS.BCST 112(R10), Z12, Z12
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z13
+	VCVTDQ2PS Z13, Z13
+	VMULPS.BCST 116(R10), Z13, Z13
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z14
+	VCVTDQ2PS Z14, Z14
+	VMULPS.BCST 120(R10), Z14, Z14
+	ADDQ DX, AX
+	VPMOVSXBD (AX), Z15
+	VCVTDQ2PS Z15, Z15
+	VMULPS.BCST 124(R10), Z15, Z15
+	TRANSPOSE16
+	VMOVUPS Z0, 64(DI)
+	VMOVUPS Z1, 192(DI)
+	VMOVUPS Z2, 320(DI)
+	VMOVUPS Z3, 448(DI)
+	VMOVUPS Z4, 576(DI)
+	VMOVUPS Z5, 704(DI)
+	VMOVUPS Z6, 832(DI)
+	VMOVUPS Z7, 960(DI)
+	VMOVUPS Z8, 1088(DI)
+	VMOVUPS Z9, 1216(DI)
+	VMOVUPS Z10, 1344(DI)
+	VMOVUPS Z11, 1472(DI)
+	VMOVUPS Z12, 1600(DI)
+	VMOVUPS Z13, 1728(DI)
+	VMOVUPS Z14, 1856(DI)
+	VMOVUPS Z15, 1984(DI)
+	ADDQ $16, SI
+	ADDQ $2048, DI
+	DECQ CX
+	JNZ  loop
+done:
 	VZEROUPPER
 	RET
 

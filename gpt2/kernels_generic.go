@@ -13,6 +13,13 @@ type kernels struct {
 	//   out[r*ldo+o] = bias[o] + Σ_i x[r*ldx+i]·w[o*ldw+i]   (o < 4, r < m)
 	// bias is nil or has 4 elements.
 	dot4 func(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32)
+	// dot4BF16, dot4F16 and dot4I8 are dot4 reading narrow weights and
+	// widening them in registers; for int8 each sum is multiplied by its
+	// row's scale[o] before the bias is added. Nil where a kernel set has
+	// none: the driver then widens rows into a float32 buffer for dot4.
+	dot4BF16 func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
+	dot4F16  func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
+	dot4I8   func(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32)
 
 	// mr×nr is the register tile of the GEMM kernel.
 	mr, nr int
@@ -21,6 +28,12 @@ type kernels struct {
 	//   c[i*ldc+j] = (add ? c[i*ldc+j] : 0) + bias[j] + Σ_p a[i*lda+p]·b[p*nr+j]
 	// bias is nil or has nr elements.
 	tile func(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool)
+
+	// panel packs a full GEMM panel: W rows [n0, n0+nr), columns [k0,
+	// k0+kc), transposed and widened to float32:
+	//   dst[p*nr+j] = W[n0+j][k0+p]
+	// row is scratch of at least kc floats.
+	panel func(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32)
 
 	// Widening conversions, dst[i] = src[i] (times scale for int8);
 	// len(dst) == len(src).
@@ -37,6 +50,7 @@ var genericKernels = &kernels{
 	mr:      4,
 	nr:      4,
 	tile:    tile4x4Generic,
+	panel:   panelGeneric,
 	cvtBF16: cvtBF16Generic,
 	cvtF16:  cvtF16Generic,
 	cvtI8:   cvtI8Generic,
@@ -118,6 +132,25 @@ func tile4x4Generic(c []float32, ldc int, a []float32, lda int, b []float32, kc 
 				v += ci[j]
 			}
 			ci[j] = v
+		}
+	}
+}
+
+// panelGeneric widens each weight row segment into row and scatters it
+// down its column of the panel.
+func panelGeneric(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32) {
+	nr := k.nr
+	dst = dst[:kc*nr]
+	row = row[:kc]
+	for j := 0; j < nr; j++ {
+		seg := row
+		if l.Type == WeightF32 {
+			seg = l.F32[(n0+j)*l.In+k0 : (n0+j)*l.In+k0+kc]
+		} else {
+			widen(k, seg, l, n0+j, k0)
+		}
+		for p, v := range seg {
+			dst[p*nr+j] = v
 		}
 	}
 }

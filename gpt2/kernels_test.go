@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -270,6 +271,115 @@ func TestHalfRoundTrip(t *testing.T) {
 		}
 		if g := f16FromF32(c.f); g != c.f16 {
 			t.Errorf("f16FromF32(%g) = %#04x, want %#04x", c.f, g, c.f16)
+		}
+	}
+}
+
+// Benchmarks. Decode-sized calls (small M) stream their weights from
+// memory in a real forward pass, so those benchmarks cycle through enough
+// copies of the layer to overflow the last-level cache; prefill-sized ones
+// are compute-bound and use one copy. Metrics: GFLOP/s (2·M·In·Out per
+// call) and GB/s of weight bytes read, to set against BenchmarkMemBandwidth.
+
+var benchShapes = []struct {
+	in, out int
+	ms      []int
+}{
+	{768, 2304, []int{1, 8, 128, 512}}, // attn.c_attn
+	{768, 3072, []int{1, 8, 128, 512}}, // mlp.c_fc
+	{3072, 768, []int{1, 8, 128, 512}}, // mlp.c_proj
+	{768, 50257, []int{1}},             // LM head
+}
+
+var benchTypes = []struct {
+	name string
+	typ  WeightType
+}{{"f32", WeightF32}, {"bf16", WeightBF16}, {"int8", WeightI8}}
+
+// benchCacheBytes is how much weight memory decode benchmarks cycle through:
+// well past this machine's 32 MiB L3.
+const benchCacheBytes = 256 << 20
+
+// weightBytes is the size of l's weights and scales as read by a kernel.
+func weightBytes(l *Linear) int {
+	return 4*len(l.F32) + 2*len(l.U16) + len(l.I8) + 4*len(l.Scale)
+}
+
+// benchLinears returns copies of one random layer enough to cover
+// benchCacheBytes when cold is set, else the layer alone.
+func benchLinears(in, out int, typ WeightType, cold bool) []*Linear {
+	rng := rand.New(rand.NewPCG(uint64(in), uint64(out)))
+	l := randLinear(rng, in, out, typ, true)
+	ls := []*Linear{l}
+	if !cold {
+		return ls
+	}
+	for len(ls)*weightBytes(l) < benchCacheBytes {
+		c := *l
+		c.F32 = append([]float32(nil), l.F32...)
+		c.U16 = append([]uint16(nil), l.U16...)
+		c.I8 = append([]int8(nil), l.I8...)
+		ls = append(ls, &c)
+	}
+	return ls
+}
+
+func runLinearBench(b *testing.B, ls []*Linear, m int, f func(out, x []float32, m int, l *Linear)) {
+	l := ls[0]
+	rng := rand.New(rand.NewPCG(9, 10))
+	x := randVec(rng, m*l.In)
+	out := make([]float32, m*l.Out)
+	f(out, x, m, l)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f(out, x, m, ls[i%len(ls)])
+	}
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(2*float64(m)*float64(l.In)*float64(l.Out)*float64(b.N)/sec/1e9, "GFLOP/s")
+	b.ReportMetric(float64(weightBytes(l))*float64(b.N)/sec/1e9, "GB/s")
+}
+
+// BenchmarkLinear measures (*Pool).linear with the kernels for this CPU on
+// all GOMAXPROCS cores.
+func BenchmarkLinear(b *testing.B) {
+	benchLinearWith(b, bestKernels(), nil)
+}
+
+// BenchmarkLinearGeneric is BenchmarkLinear on the pure-Go kernels, so
+// the gain of the assembly can be quoted.
+func BenchmarkLinearGeneric(b *testing.B) {
+	benchLinearWith(b, genericKernels, []int{1, 128})
+}
+
+func benchLinearWith(b *testing.B, ks *kernels, only []int) {
+	p := NewPool(0)
+	defer p.Close()
+	p.kern = ks
+	for _, sh := range benchShapes {
+		for _, bt := range benchTypes {
+			for _, m := range sh.ms {
+				if only != nil && !slices.Contains(only, m) {
+					continue
+				}
+				b.Run(fmt.Sprintf("in%d_out%d/%s/m=%d", sh.in, sh.out, bt.name, m), func(b *testing.B) {
+					ls := benchLinears(sh.in, sh.out, bt.typ, m <= smallM)
+					runLinearBench(b, ls, m, p.linear)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkLinearRef measures the naive one-goroutine linearRef that the
+// fast kernels replace.
+func BenchmarkLinearRef(b *testing.B) {
+	for _, sh := range benchShapes[:3] {
+		for _, bt := range benchTypes {
+			for _, m := range []int{1, 8} {
+				b.Run(fmt.Sprintf("in%d_out%d/%s/m=%d", sh.in, sh.out, bt.name, m), func(b *testing.B) {
+					runLinearBench(b, benchLinears(sh.in, sh.out, bt.typ, true), m, linearRef)
+				})
+			}
 		}
 	}
 }

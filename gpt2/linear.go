@@ -102,6 +102,10 @@ func linearRef(out, x []float32, m int, l *Linear) {
 const (
 	// smallM is the largest M that takes the small-M (dot product) path.
 	smallM = 16
+	// fusedMaxM is the largest M for which narrow weights are widened in
+	// registers on every pass over them (one pass per four input rows)
+	// rather than once into a float32 buffer.
+	fusedMaxM = 16
 	// gemmKC is the depth of one packed panel: kc·nr floats of B stay in
 	// L2 while an mr×kc strip of A stays in L1.
 	gemmKC = 256
@@ -200,6 +204,20 @@ func widen(k *kernels, dst []float32, l *Linear, o, k0 int) {
 	}
 }
 
+// fused reports whether the kernels read this layer's narrow weights
+// directly, widening them in registers.
+func (lj *linearJob) fused() bool {
+	switch lj.l.Type {
+	case WeightBF16:
+		return lj.k.dot4BF16 != nil
+	case WeightF16:
+		return lj.k.dot4F16 != nil
+	case WeightI8:
+		return lj.k.dot4I8 != nil
+	}
+	return false
+}
+
 // dotChunk computes output rows [4·b0, 4·b1) for all m input rows, reading
 // each weight row once: four rows at a time, widened to float32 in L1 if
 // they are not float32 already, against the input rows four at a time.
@@ -209,10 +227,13 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 	for b := b0; b < b1; b++ {
 		o := 4 * b
 		rows := min(4, N-o)
+		fused := rows == 4 && m <= fusedMaxM && lj.fused()
 		var w []float32
-		if l.Type == WeightF32 && rows == 4 {
+		switch {
+		case fused:
+		case l.Type == WeightF32 && rows == 4:
 			w = l.F32[o*K : (o+4)*K]
-		} else {
+		default:
 			s.w = grow(s.w, 4*K)
 			w = s.w
 			for r := 0; r < rows; r++ {
@@ -233,7 +254,17 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 		}
 		for r := 0; r < m; r += 4 {
 			mm := min(4, m-r)
-			if rows == 4 {
+			switch {
+			case fused && l.Type == WeightBF16:
+				k.dot4BF16(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.U16[o*K:(o+4)*K], K, K, bias)
+				continue
+			case fused && l.Type == WeightF16:
+				k.dot4F16(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.U16[o*K:(o+4)*K], K, K, bias)
+				continue
+			case fused && l.Type == WeightI8:
+				k.dot4I8(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.I8[o*K:(o+4)*K], K, K, l.Scale[o:o+4], bias)
+				continue
+			case rows == 4:
 				k.dot4(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, w, K, K, bias)
 				continue
 			}
@@ -314,27 +345,27 @@ func packB(k *kernels, s *scratch, l *Linear, n0, n1, k0, kc int) []float32 {
 	nr := k.nr
 	panels := (n1 - n0 + nr - 1) / nr
 	s.bp = grow(s.bp, panels*kc*nr)
-	bp := s.bp
 	s.row = grow(s.row, kc)
-	for n := n0; n < n0+panels*nr; n++ {
-		q, j := (n-n0)/nr, (n-n0)%nr
-		dst := bp[q*kc*nr+j:]
-		if n >= n1 {
-			for p := 0; p < kc; p++ {
-				dst[p*nr] = 0
-			}
+	for q := 0; q < panels; q++ {
+		n := n0 + q*nr
+		dst := s.bp[q*kc*nr : (q+1)*kc*nr]
+		if n+nr <= n1 {
+			k.panel(k, dst, l, n, k0, kc, s.row)
 			continue
 		}
-		var seg []float32
-		if l.Type == WeightF32 {
-			seg = l.F32[n*l.In+k0 : n*l.In+k0+kc]
-		} else {
-			seg = s.row
-			widen(k, seg, l, n, k0)
-		}
-		for p, v := range seg {
-			dst[p*nr] = v
+		for j := 0; j < nr; j++ { // the ragged last panel
+			if n+j >= n1 {
+				for p := 0; p < kc; p++ {
+					dst[p*nr+j] = 0
+				}
+				continue
+			}
+			seg := s.row
+			widen(k, seg, l, n+j, k0)
+			for p, v := range seg {
+				dst[p*nr+j] = v
+			}
 		}
 	}
-	return bp
+	return s.bp
 }

@@ -146,3 +146,40 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkMemBandwidth reads a 512 MiB float32 slice with the pool and
+// the vector kernels (dot of each chunk with itself): the memory read rate
+// decode-sized linear calls are bounded by. GB/s is bytes read.
+func BenchmarkMemBandwidth(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	x := make([]float32, 128<<20)
+	for i := range x {
+		x[i] = 1
+	}
+	const chunk = 1 << 20
+	sums := make([]float32, len(x)/chunk)
+	fn := func(start, end int) {
+		for c := start; c < end; c++ {
+			s := x[c*chunk : (c+1)*chunk]
+			sums[c] = dot(s, s)
+		}
+	}
+	b.SetBytes(int64(4 * len(x)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.For(len(sums), fn)
+	}
+	b.ReportMetric(float64(4*len(x))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+}
+
+// BenchmarkForOverhead is the cost of one For over all workers with no
+// work: waking the workers, handing out chunks, waiting.
+func BenchmarkForOverhead(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	fn := func(int, int) {}
+	for i := 0; i < b.N; i++ {
+		p.For(p.Size(), fn)
+	}
+}
