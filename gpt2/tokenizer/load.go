@@ -33,7 +33,6 @@ var (
 // Components are kept raw and decoded one by one so that errors can say
 // which one is wrong.
 type hfFile struct {
-	Version       json.RawMessage `json:"version"`
 	AddedTokens   []hfAddedToken  `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
