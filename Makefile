@@ -21,11 +21,13 @@ test:
 race:
 	CGO_ENABLED=1 go test -race -count=1 -timeout 30m ./...
 
+# Fetch MODEL from the Hugging Face Hub and convert it to $(MODEL_FILE);
+# DTYPE=bf16|f16|int8 narrows the matrices (default f32).
 weights: build
-	bash scripts/setup-weights.sh $(MODEL)
+	MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/setup-weights.sh $(MODEL)
 
 run: build
-	@test -f $(MODEL_FILE) || bash scripts/setup-weights.sh $(MODEL)
+	@test -f $(MODEL_FILE) || MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/setup-weights.sh $(MODEL)
 	$(BIN) serve --model $(MODEL_FILE) --addr $(ADDR) --data $(DATA)
 
 bench: build

@@ -106,11 +106,15 @@ func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return fmt.Errorf("weights fetch: %w", err)
 	}
-	commit := ""
-	if si.Commit != "" {
-		commit = " (commit " + si.Commit + ")"
+	from := ""
+	if si.Repo != "" {
+		from = fmt.Sprintf(" (%s@%s", si.Repo, si.Revision)
+		if si.Commit != "" {
+			from += ", commit " + si.Commit
+		}
+		from += ")"
 	}
-	fmt.Fprintf(stdout, "%s: %s@%s%s ready; convert it with: gpt2d weights convert --from %s\n", *dir, si.Repo, si.Revision, commit, *dir)
+	fmt.Fprintf(stdout, "%s%s is ready; convert it with: gpt2d weights convert --from %s\n", *dir, from, *dir)
 	return nil
 }
 

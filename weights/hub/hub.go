@@ -86,17 +86,15 @@ var (
 // model.safetensors, tokenizer.json (or, where the repository has none,
 // vocab.json and merges.txt) and generation_config.json if there is one —
 // from repo at revision into dir, and records where it came from in dir's
-// weights.SourceInfoFile. Files already in dir are kept; if every needed
-// file is there, nothing is fetched and no network is used.
+// weights.SourceInfoFile, which it returns. Files already in dir are kept;
+// if every needed file is there, nothing is fetched, no network is used,
+// and the SourceInfo returned is the one on disk (zero for a checkpoint
+// placed by hand).
 func (c *Client) FetchModel(ctx context.Context, repo, revision, dir string) (weights.SourceInfo, error) {
 	si := weights.SourceInfo{Endpoint: c.BaseURL(), Repo: repo, Revision: revision, SHA256: map[string]string{}}
 	if complete(dir) {
 		c.logf("%s: config.json, model.safetensors and the tokenizer are already there; nothing to fetch\n", dir)
-		old, err := weights.ReadSourceInfo(dir)
-		if err == nil && old.Repo != "" {
-			return old, nil
-		}
-		return si, err
+		return weights.ReadSourceInfo(dir) // zero if placed by hand
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return si, fmt.Errorf("create %s: %w", dir, describeDiskError(err, dir))
