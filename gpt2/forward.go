@@ -31,7 +31,13 @@ type activations struct {
 	logits    []float32 // (B, V)
 	rowCache  []*KVCache
 	rowPos    []int
+	rowBlock  []bool      // row's attention runs in a blocked (GEMM) pass
 	scores    [][]float32 // per attention part: (P)
+
+	// Blocked attention for prompt chunks (see attendBlock).
+	qp, sc, vt  []float32 // (M, D), (M, P), (D, P)
+	qk, sv      Linear    // Q·Kᵀ and S·V as Linear layers over the cache
+	blockStarts []int     // first row of each step
 
 	// Work for the pool's closures, set before each parallel call; the
 	// closures are built once so calling them allocates nothing.
@@ -64,6 +70,10 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 		logits:    make([]float32, maxSeqs*c.VocabSize), // (B, V)
 		rowCache:  make([]*KVCache, maxTokens),
 		rowPos:    make([]int, maxTokens),
+		rowBlock:  make([]bool, maxTokens),
+		qp:        make([]float32, maxTokens*c.HeadDim()),
+		sc:        make([]float32, maxTokens*P),
+		vt:        make([]float32, c.HeadDim()*P),
 		scores:    make([][]float32, parts),
 		m:         m,
 	}
@@ -90,6 +100,7 @@ func (m *Model) forward(a *activations, steps []step) error {
 			return &ContextLengthError{PromptTokens: s.cache.n, NewTokens: len(s.tokens), Limit: s.cache.ctx}
 		}
 		for j, t := range s.tokens {
+			a.rowBlock[M+j] = len(s.tokens) >= blockAttnMin
 			if t < 0 || t >= cfg.VocabSize {
 				return &ParamError{Param: "token", Msg: fmt.Sprintf("id %d outside the vocabulary", t)}
 			}
@@ -132,7 +143,7 @@ func (m *Model) forward(a *activations, steps []step) error {
 		m.layerNorm(a, xn, x, blk.ln1)
 		m.pool.linear(a.qkv, xn, M, blk.attn)
 		a.storeKV(l)
-		m.pool.For(len(a.scores), a.attnFn)
+		m.attention(a, steps)
 		m.pool.linear(a.tmp, a.att, M, blk.proj)
 		residualAdd(x, a.tmp[:M*C])
 		// MLP sub-block: x += c_proj(gelu(c_fc(ln_2(x))))
@@ -260,6 +271,73 @@ func (a *activations) storeKV(l int) {
 	}
 }
 
+// blockAttnMin is the fewest tokens a sequence adds in one step for its
+// attention to run as two matrix products instead of row by row.
+const blockAttnMin = 16
+
+// attention computes causal self-attention for every row of the step into
+// a.att: rows of long prompt chunks as matrix products per (sequence,
+// head), the rest (decode tokens, short chunks) row by row in parallel.
+func (m *Model) attention(a *activations, steps []step) {
+	m.pool.For(len(a.scores), a.attnFn)
+	r := 0
+	for i := range steps {
+		n := len(steps[i].tokens)
+		if n >= blockAttnMin {
+			for h := 0; h < m.Config.NHead; h++ {
+				m.attendBlock(a, steps[i].cache, r, n, h)
+			}
+		}
+		r += n
+	}
+}
+
+// attendBlock computes head h's attention for rows [r0, r0+n), the
+// consecutive new tokens of one sequence at positions p0 … p0+n-1:
+//
+//	S (n, p0+n) = (Q·scale) · Kᵀ      keys of every visible position
+//	S           = softmax(causal mask(S)) row by row
+//	O (n, D)    = S · V
+//
+// both products through the pool's GEMM kernels.
+func (m *Model) attendBlock(a *activations, cache *KVCache, r0, n, h int) {
+	cfg := m.Config
+	C, D := cfg.NEmbd, cfg.HeadDim()
+	p0 := a.rowPos[r0]
+	keys := p0 + n
+	k, v := cache.layer(a.layer)
+	head := h * cache.ctx * D
+	scale := float32(1 / math.Sqrt(float64(D)))
+	qp := a.qp[:n*D]
+	for i := 0; i < n; i++ {
+		q := a.qkv[(r0+i)*3*C+h*D : (r0+i)*3*C+(h+1)*D]
+		for d, x := range q {
+			qp[i*D+d] = x * scale
+		}
+	}
+	a.qk = Linear{In: D, Out: keys, Type: WeightF32, F32: k[head : head+keys*D]}
+	sc := a.sc[:n*keys]
+	m.pool.linear(sc, qp, n, &a.qk)
+	for i := 0; i < n; i++ {
+		row := sc[i*keys : (i+1)*keys]
+		softmaxInPlace(row[:p0+i+1])
+		clear(row[p0+i+1:])
+	}
+	vt := a.vt[:D*keys]
+	vh := v[head : head+keys*D]
+	for j := 0; j < keys; j++ {
+		for d := 0; d < D; d++ {
+			vt[d*keys+j] = vh[j*D+d]
+		}
+	}
+	a.sv = Linear{In: keys, Out: D, Type: WeightF32, F32: vt}
+	out := a.qp[:n*D] // Q is no longer needed
+	m.pool.linear(out, sc, n, &a.sv)
+	for i := 0; i < n; i++ {
+		copy(a.att[(r0+i)*C+h*D:(r0+i)*C+(h+1)*D], out[i*D:(i+1)*D])
+	}
+}
+
 // attentionParts runs causal self-attention for a share of the (row, head)
 // pairs. Part i of len(a.scores) takes a contiguous range of pairs and
 // uses a.scores[i] as its scratch.
@@ -274,6 +352,9 @@ func (a *activations) attentionParts(start, end int) {
 		scores := a.scores[part]
 		for pair := lo; pair < hi; pair++ {
 			r, h := pair/H, pair%H
+			if a.rowBlock[r] {
+				continue
+			}
 			cache := a.rowCache[r]
 			k, v := cache.layer(a.layer)
 			n := a.rowPos[r] + 1
