@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 
 // tinyConverted returns the shared conversion of the tiny fixture to dt.
 // Tests must not change the file.
-func tinyConverted(t *testing.T, dt DType) string {
+func tinyConverted(t testing.TB, dt DType) string {
 	t.Helper()
 	converted.Lock()
 	defer converted.Unlock()
@@ -538,5 +538,18 @@ func TestParseDType(t *testing.T) {
 	}
 	if _, err := ParseDType("q4"); err == nil {
 		t.Error("q4 accepted")
+	}
+}
+
+func BenchmarkConvert(b *testing.B) {
+	for _, dt := range []DType{F32, BF16, I8} {
+		b.Run(string(dt), func(b *testing.B) {
+			out := filepath.Join(b.TempDir(), "m.gpt2d")
+			for b.Loop() {
+				if err := Convert(tinyDir, out, ConvertOptions{DType: dt}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

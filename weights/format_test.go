@@ -133,3 +133,29 @@ func TestVerifyFindsACorruptedByte(t *testing.T) {
 		t.Errorf("Verify error %v, want ErrCorrupt naming the file", err)
 	}
 }
+
+// BenchmarkLoadConverted measures start-up's share of the weights: map
+// the file and check its header, whose tokenizer dominates the time at
+// every model size.
+func BenchmarkLoadConverted(b *testing.B) {
+	path := tinyConverted(b, F32)
+	for b.Loop() {
+		ck, err := Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ck.Close()
+	}
+}
+
+// BenchmarkLoadDir is the same from the Hugging Face directory, which
+// transposes the matrices on the heap.
+func BenchmarkLoadDir(b *testing.B) {
+	for b.Loop() {
+		ck, err := LoadDir(tinyDir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ck.Close()
+	}
+}

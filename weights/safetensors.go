@@ -1,10 +1,12 @@
 package weights
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sort"
@@ -179,18 +181,49 @@ func parseHeader(data []byte) (*File, map[string]json.RawMessage, error) {
 	if hlen > maxHeaderSize || hlen > uint64(len(data)-8) {
 		return nil, nil, fmt.Errorf("safetensors header length %d is invalid for a %d-byte file (truncated?)", hlen, len(data))
 	}
-	raw := map[string]json.RawMessage{}
-	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+	f := &File{Tensors: map[string]Tensor{}, DataStart: int64(8 + hlen), data: data}
+	raw, err := decodeHeader(data[8:8+hlen], &f.Metadata)
+	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors header: %w", err)
 	}
-	f := &File{Tensors: map[string]Tensor{}, DataStart: int64(8 + hlen), data: data}
-	if msg, ok := raw["__metadata__"]; ok {
-		if err := json.Unmarshal(msg, &f.Metadata); err != nil {
-			return nil, nil, fmt.Errorf("__metadata__: %w", err)
-		}
-		delete(raw, "__metadata__")
-	}
 	return f, raw, nil
+}
+
+// decodeHeader splits a header into its tensor entries, left undecoded,
+// and its __metadata__, decoded into meta. It streams through the JSON
+// rather than unmarshalling it whole, which would scan the metadata (a
+// gpt2d file carries megabytes of tokenizer there) twice as often.
+func decodeHeader(hdr []byte, meta *map[string]string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(hdr))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	raw := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key := tok.(string) // object keys are strings
+		if key == "__metadata__" {
+			if err := dec.Decode(meta); err != nil {
+				return nil, fmt.Errorf("__metadata__: %w", err)
+			}
+			continue
+		}
+		var msg json.RawMessage
+		if err := dec.Decode(&msg); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", key, err)
+		}
+		raw[key] = msg
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the header object")
+	}
+	return raw, nil
 }
 
 // addTensors decodes the header's tensor entries into views of the data.
