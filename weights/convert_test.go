@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -551,5 +552,100 @@ func BenchmarkConvert(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// randomHF writes a Hugging Face-layout directory for cfg with random
+// F32 weights and the fixture's tokenizer.
+func randomHF(t *testing.T, cfg Config) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfgJSON, _ := json.Marshal(cfg)
+	os.WriteFile(filepath.Join(dir, "config.json"), cfgJSON, 0o644)
+	tok, _ := os.ReadFile(filepath.Join(tinyDir, "tokenizer.json"))
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644)
+	r := rand.New(rand.NewPCG(9, 10))
+	var tensors []Tensor
+	for name, shape := range CanonicalShapes(cfg) {
+		if isConv1D(name) {
+			shape = []int{shape[1], shape[0]}
+		}
+		tn := Tensor{Name: hfName(name), DType: F32, Shape: shape}
+		vals := make([]float32, tn.Len())
+		for i := range vals {
+			vals[i] = float32(r.NormFloat64())
+		}
+		tn.Data = f32Bytes(vals)
+		tensors = append(tensors, tn)
+	}
+	if err := WriteSafetensors(filepath.Join(dir, "model.safetensors"), tensors, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestConvertPadsOddShapesToAlignment(t *testing.T) {
+	cfg := Config{NLayer: 2, NHead: 3, NEmbd: 9, NPositions: 5, NInner: 7, VocabSize: 11,
+		LayerNormEpsilon: 1e-5, ActivationFunction: "gelu_new", EOSTokenID: 10}
+	dir := randomHF(t, cfg)
+	ref, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, dt := range []DType{F32, BF16, I8} {
+		path := convertTiny(t, dir, dt)
+		data, _ := os.ReadFile(path)
+		checkReferenceRules(t, data)
+		f, err := OpenSafetensors(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pads := 0
+		for _, name := range f.Names() {
+			if strings.HasPrefix(name, padPrefix) {
+				pads++
+				if tn := f.Tensors[name]; tn.DType != "U8" || len(tn.Data) >= Alignment || bytes.Count(tn.Data, []byte{0}) != len(tn.Data) {
+					t.Errorf("%s: padding %s is %s of %d bytes", dt, name, tn.DType, len(tn.Data))
+				}
+			}
+		}
+		f.Close()
+		if pads == 0 {
+			t.Errorf("%s: no padding tensors for odd shapes", dt)
+		}
+		ck, err := Load(path) // checks every tensor's alignment
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range CanonicalShapes(cfg) {
+			if dt == F32 || !isMatrix(name) {
+				if !bytes.Equal(ck.Tensors[name].Data, ref.Tensors[name].Data) {
+					t.Errorf("%s: %s differs from LoadDir", dt, name)
+				}
+			}
+		}
+		ck.Close()
+	}
+}
+
+func TestLayoutAlignsEveryTensor(t *testing.T) {
+	specs := []tensorSpec{{Name: "a", DType: I8, Shape: []int{3}}, {Name: "b", DType: F32, Shape: []int{16}}, {Name: "c", DType: F16, Shape: []int{1}}}
+	got := layout(specs, 64)
+	want := []struct {
+		name       string
+		begin, end int64
+	}{{"a", 0, 3}, {"__pad__.b", 3, 64}, {"b", 64, 128}, {"c", 128, 130}}
+	if len(got) != len(want) {
+		t.Fatalf("layout %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || got[i].begin != w.begin || got[i].end != w.end {
+			t.Errorf("entry %d: %s [%d,%d), want %s [%d,%d)", i, got[i].Name, got[i].begin, got[i].end, w.name, w.begin, w.end)
+		}
+	}
+	hdr := encodeHeader(map[string]string{"z": "1", MetaFormat: FormatName}, got, 64)
+	if (8+len(hdr))%64 != 0 || !bytes.HasPrefix(hdr, []byte(`{"__metadata__":{"format":"gpt2d","z":"1"},"a":`)) {
+		t.Errorf("header %q", hdr)
 	}
 }
