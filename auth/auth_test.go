@@ -127,7 +127,7 @@ func TestUnknownUserCostsOneBcryptComparison(t *testing.T) {
 	s.Register("alice", "correct horse", store.RoleUser)
 	measure := func(user string) time.Duration {
 		best := time.Hour
-		for range 3 {
+		for range 5 {
 			start := time.Now()
 			s.Login("ip-"+user, user, "wrong password")
 			best = min(best, time.Since(start))
@@ -137,7 +137,9 @@ func TestUnknownUserCostsOneBcryptComparison(t *testing.T) {
 	known, unknown := measure("alice"), measure("nobody")
 	ratio := float64(unknown) / float64(known)
 	t.Logf("wrong password %v, unknown user %v", known, unknown)
-	if ratio < 0.7 || ratio > 1.4 {
+	// Loose bounds: the machine may be busy. Without the dummy comparison
+	// the ratio would be near 0.
+	if ratio < 0.5 || ratio > 2 {
 		t.Fatalf("unknown user took %.2f× the time of a wrong password", ratio)
 	}
 }
