@@ -24,6 +24,7 @@ var avx512Kernels = &kernels{
 	dot4BF16: avx512Dot4BF16,
 	dot4F16:  avx512Dot4F16,
 	dot4I8:   avx512Dot4I8,
+	rows1:    avx512Rows1,
 	mr:       12,
 	nr:       32,
 	tile:     avx512Tile,
@@ -92,6 +93,30 @@ func avx512Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int,
 	tile12x32AVX512(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
 }
 
+func avx512Rows1(out, x []float32, l *Linear, o0, o1 int) {
+	rows, k := o1-o0, l.In
+	if rows <= 0 || k <= 0 {
+		return
+	}
+	_ = out[rows-1]
+	_ = x[k-1]
+	var bp *float32
+	if l.Bias != nil {
+		bp = &l.Bias[o0:o1][0]
+	}
+	off, end := o0*k, o1*k
+	switch l.Type {
+	case WeightF32:
+		dotRowsF32AVX512(&out[0], &x[0], &l.F32[off:end][0], k, k, rows, bp)
+	case WeightBF16:
+		dotRowsBF16AVX512(&out[0], &x[0], &l.U16[off:end][0], k, k, rows, bp)
+	case WeightF16:
+		dotRowsF16AVX512(&out[0], &x[0], &l.U16[off:end][0], k, k, rows, bp)
+	case WeightI8:
+		dotRowsI8AVX512(&out[0], &x[0], &l.I8[off:end][0], k, k, rows, &l.Scale[o0:o1][0], bp)
+	}
+}
+
 // avx512Panel transposes 16-column blocks in registers and leaves a
 // ragged end of kc to panelGeneric.
 func avx512Panel(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32) {
@@ -152,6 +177,18 @@ func dot4F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw
 
 //go:noescape
 func dot4I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale, bias *float32)
+
+//go:noescape
+func dotRowsF32AVX512(out *float32, x *float32, w *float32, ldw, k, rows int, bias *float32)
+
+//go:noescape
+func dotRowsBF16AVX512(out *float32, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+
+//go:noescape
+func dotRowsF16AVX512(out *float32, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+
+//go:noescape
+func dotRowsI8AVX512(out *float32, x *float32, w *int8, ldw, k, rows int, scale, bias *float32)
 
 //go:noescape
 func tile12x32AVX512(c *float32, ldc int, a *float32, lda int, b *float32, kc int, bias *float32, add int)

@@ -111,6 +111,7 @@ TEXT ·dot4F32AVX512(SB), NOSPLIT, $0-72
 	SHLQ $2, DX
 	LEAQ (DX)(DX*2), R11
 	MOVQ k+56(FP), CX
+	LEAQ (SI)(DX*4), AX // a block of rows ahead, to prefetch
 	MOVQ bias+64(FP), R10
 	TESTQ R10, R10
 	JNZ  zero
@@ -120,39 +121,6 @@ zero:
 	ZERO4(Z20, Z21, Z22, Z23)
 	ZERO4(Z24, Z25, Z26, Z27)
 	ZERO4(Z28, Z29, Z30, Z31)
-	CMPQ R9, $1
-	JNE  rows
-	CMPQ CX, $32
-	JLT  rows
-
-	// One input row: two 16-column steps an iteration into two sets of
-	// accumulators, so the FMA latency of one chain does not bound it.
-loop1:
-	VMOVUPS (SI), Z4
-	VMOVUPS (SI)(DX*1), Z5
-	VMOVUPS (SI)(DX*2), Z6
-	VMOVUPS (SI)(R11*1), Z7
-	VMOVUPS (BX), Z0
-	FMA4(Z0, Z16, Z17, Z18, Z19)
-	VMOVUPS 64(SI), Z8
-	VMOVUPS 64(SI)(DX*1), Z9
-	VMOVUPS 64(SI)(DX*2), Z10
-	VMOVUPS 64(SI)(R11*1), Z11
-	VMOVUPS 64(BX), Z1
-	VFMADD231PS Z8, Z1, Z20
-	VFMADD231PS Z9, Z1, Z21
-	VFMADD231PS Z10, Z1, Z22
-	VFMADD231PS Z11, Z1, Z23
-	ADDQ $128, SI
-	ADDQ $128, BX
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  loop1
-	VADDPS Z20, Z16, Z16
-	VADDPS Z21, Z17, Z17
-	VADDPS Z22, Z18, Z18
-	VADDPS Z23, Z19, Z19
-
 rows:
 	CMPQ CX, $16
 	JLT  tail
@@ -160,7 +128,12 @@ loop:
 	LOADW_F32
 	STEPS(LDX, next)
 next:
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	PREFETCHT0 128(AX)
+	PREFETCHT0 192(AX)
 	ADDQ $64, SI
+	ADDQ $256, AX
 	ADDQ $64, BX
 	SUBQ $16, CX
 	CMPQ CX, $16
@@ -192,6 +165,7 @@ TEXT ·dot4BF16AVX512(SB), NOSPLIT, $0-72
 	SHLQ $1, DX
 	LEAQ (DX)(DX*2), R11
 	MOVQ k+56(FP), CX
+	LEAQ (SI)(DX*4), AX // a block of rows ahead, to prefetch
 	MOVQ bias+64(FP), R10
 	TESTQ R10, R10
 	JNZ  zero
@@ -201,47 +175,6 @@ zero:
 	ZERO4(Z20, Z21, Z22, Z23)
 	ZERO4(Z24, Z25, Z26, Z27)
 	ZERO4(Z28, Z29, Z30, Z31)
-	CMPQ R9, $1
-	JNE  rows
-	CMPQ CX, $32
-	JLT  rows
-
-	// One input row: two 16-column steps an iteration into two sets of
-	// accumulators, so the FMA latency of one chain does not bound it.
-loop1:
-	VPMOVZXWD (SI), Z4
-	VPSLLD $16, Z4, Z4
-	VPMOVZXWD (SI)(DX*1), Z5
-	VPSLLD $16, Z5, Z5
-	VPMOVZXWD (SI)(DX*2), Z6
-	VPSLLD $16, Z6, Z6
-	VPMOVZXWD (SI)(R11*1), Z7
-	VPSLLD $16, Z7, Z7
-	VMOVUPS (BX), Z0
-	FMA4(Z0, Z16, Z17, Z18, Z19)
-	VPMOVZXWD 32(SI), Z8
-	VPSLLD $16, Z8, Z8
-	VPMOVZXWD 32(SI)(DX*1), Z9
-	VPSLLD $16, Z9, Z9
-	VPMOVZXWD 32(SI)(DX*2), Z10
-	VPSLLD $16, Z10, Z10
-	VPMOVZXWD 32(SI)(R11*1), Z11
-	VPSLLD $16, Z11, Z11
-	VMOVUPS 64(BX), Z1
-	VFMADD231PS Z8, Z1, Z20
-	VFMADD231PS Z9, Z1, Z21
-	VFMADD231PS Z10, Z1, Z22
-	VFMADD231PS Z11, Z1, Z23
-	ADDQ $64, SI
-	ADDQ $128, BX
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  loop1
-	VADDPS Z20, Z16, Z16
-	VADDPS Z21, Z17, Z17
-	VADDPS Z22, Z18, Z18
-	VADDPS Z23, Z19, Z19
-
 rows:
 	CMPQ CX, $16
 	JLT  tail
@@ -249,7 +182,10 @@ loop:
 	LOADW_BF16
 	STEPS(LDX, next)
 next:
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
 	ADDQ $32, SI
+	ADDQ $128, AX
 	ADDQ $64, BX
 	SUBQ $16, CX
 	CMPQ CX, $16
@@ -281,6 +217,7 @@ TEXT ·dot4F16AVX512(SB), NOSPLIT, $0-72
 	SHLQ $1, DX
 	LEAQ (DX)(DX*2), R11
 	MOVQ k+56(FP), CX
+	LEAQ (SI)(DX*4), AX // a block of rows ahead, to prefetch
 	MOVQ bias+64(FP), R10
 	TESTQ R10, R10
 	JNZ  zero
@@ -290,39 +227,6 @@ zero:
 	ZERO4(Z20, Z21, Z22, Z23)
 	ZERO4(Z24, Z25, Z26, Z27)
 	ZERO4(Z28, Z29, Z30, Z31)
-	CMPQ R9, $1
-	JNE  rows
-	CMPQ CX, $32
-	JLT  rows
-
-	// One input row: two 16-column steps an iteration into two sets of
-	// accumulators, so the FMA latency of one chain does not bound it.
-loop1:
-	VCVTPH2PS (SI), Z4
-	VCVTPH2PS (SI)(DX*1), Z5
-	VCVTPH2PS (SI)(DX*2), Z6
-	VCVTPH2PS (SI)(R11*1), Z7
-	VMOVUPS (BX), Z0
-	FMA4(Z0, Z16, Z17, Z18, Z19)
-	VCVTPH2PS 32(SI), Z8
-	VCVTPH2PS 32(SI)(DX*1), Z9
-	VCVTPH2PS 32(SI)(DX*2), Z10
-	VCVTPH2PS 32(SI)(R11*1), Z11
-	VMOVUPS 64(BX), Z1
-	VFMADD231PS Z8, Z1, Z20
-	VFMADD231PS Z9, Z1, Z21
-	VFMADD231PS Z10, Z1, Z22
-	VFMADD231PS Z11, Z1, Z23
-	ADDQ $64, SI
-	ADDQ $128, BX
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  loop1
-	VADDPS Z20, Z16, Z16
-	VADDPS Z21, Z17, Z17
-	VADDPS Z22, Z18, Z18
-	VADDPS Z23, Z19, Z19
-
 rows:
 	CMPQ CX, $16
 	JLT  tail
@@ -330,7 +234,10 @@ loop:
 	LOADW_F16
 	STEPS(LDX, next)
 next:
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
 	ADDQ $32, SI
+	ADDQ $128, AX
 	ADDQ $64, BX
 	SUBQ $16, CX
 	CMPQ CX, $16
@@ -361,6 +268,7 @@ TEXT ·dot4I8AVX512(SB), NOSPLIT, $0-80
 	MOVQ ldw+48(FP), DX
 	LEAQ (DX)(DX*2), R11
 	MOVQ k+56(FP), CX
+	LEAQ (SI)(DX*4), AX // a block of rows ahead, to prefetch
 	MOVQ bias+72(FP), R10
 	TESTQ R10, R10
 	JNZ  zero
@@ -370,47 +278,6 @@ zero:
 	ZERO4(Z20, Z21, Z22, Z23)
 	ZERO4(Z24, Z25, Z26, Z27)
 	ZERO4(Z28, Z29, Z30, Z31)
-	CMPQ R9, $1
-	JNE  rows
-	CMPQ CX, $32
-	JLT  rows
-
-	// One input row: two 16-column steps an iteration into two sets of
-	// accumulators, so the FMA latency of one chain does not bound it.
-loop1:
-	VPMOVSXBD (SI), Z4
-	VCVTDQ2PS Z4, Z4
-	VPMOVSXBD (SI)(DX*1), Z5
-	VCVTDQ2PS Z5, Z5
-	VPMOVSXBD (SI)(DX*2), Z6
-	VCVTDQ2PS Z6, Z6
-	VPMOVSXBD (SI)(R11*1), Z7
-	VCVTDQ2PS Z7, Z7
-	VMOVUPS (BX), Z0
-	FMA4(Z0, Z16, Z17, Z18, Z19)
-	VPMOVSXBD 16(SI), Z8
-	VCVTDQ2PS Z8, Z8
-	VPMOVSXBD 16(SI)(DX*1), Z9
-	VCVTDQ2PS Z9, Z9
-	VPMOVSXBD 16(SI)(DX*2), Z10
-	VCVTDQ2PS Z10, Z10
-	VPMOVSXBD 16(SI)(R11*1), Z11
-	VCVTDQ2PS Z11, Z11
-	VMOVUPS 64(BX), Z1
-	VFMADD231PS Z8, Z1, Z20
-	VFMADD231PS Z9, Z1, Z21
-	VFMADD231PS Z10, Z1, Z22
-	VFMADD231PS Z11, Z1, Z23
-	ADDQ $32, SI
-	ADDQ $128, BX
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  loop1
-	VADDPS Z20, Z16, Z16
-	VADDPS Z21, Z17, Z17
-	VADDPS Z22, Z18, Z18
-	VADDPS Z23, Z19, Z19
-
 rows:
 	CMPQ CX, $16
 	JLT  tail
@@ -418,7 +285,9 @@ loop:
 	LOADW_I8
 	STEPS(LDX, next)
 next:
+	PREFETCHT0 (AX)
 	ADDQ $16, SI
+	ADDQ $64, AX
 	ADDQ $64, BX
 	SUBQ $16, CX
 	CMPQ CX, $16
@@ -433,6 +302,350 @@ sums:
 	MOVQ scale+64(FP), DX
 	OUTS(SCALE, done)
 done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
+// The one-input-row kernels (decode): out[o] = x·W[o] (·scale[o]) + bias[o]
+// for rows consecutive weight rows, each read front to back, so the whole
+// call is one sequential stream the hardware prefetcher follows.
+//
+// func dotRows<T>AVX512(out *float32, x *float32, w *<T>, ldw, k, rows int, [scale *float32,] bias *float32)
+//
+// Row pointer SI, next row R8 (+ldw bytes), x BX, k CX; four accumulators
+// Z0–Z3 over 64 columns an iteration, weights widened into Z4–Z7.
+
+// func dotRowsF32AVX512(out *float32, x *float32, w *float32, ldw, k, rows int, bias *float32)
+TEXT ·dotRowsF32AVX512(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), BX
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), DX
+	SHLQ $2, DX
+	MOVQ rows+40(FP), R9
+	MOVQ bias+48(FP), R10
+	MOVQ $4, R12 // bias step
+	TESTQ R10, R10
+	JNZ  mask
+	LEAQ zeros<>(SB), R10
+	XORQ R12, R12
+mask:
+	MOVQ k+32(FP), CX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1 // the k%16 tail
+row:
+	MOVQ R8, SI
+	ADDQ DX, R8
+	MOVQ BX, AX
+	MOVQ k+32(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  step16
+step64:
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VFMADD231PS (AX), Z4, Z0
+	VFMADD231PS 64(AX), Z5, Z1
+	VFMADD231PS 128(AX), Z6, Z2
+	VFMADD231PS 192(AX), Z7, Z3
+	ADDQ $256, SI
+	ADDQ $256, AX
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  step64
+step16:
+	CMPQ CX, $16
+	JLT  tail
+	VMOVUPS (SI), Z4
+	VFMADD231PS (AX), Z4, Z0
+	ADDQ $64, SI
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JMP  step16
+tail:
+	TESTQ CX, CX
+	JZ   sum
+	VMOVUPS.Z (SI), K1, Z4
+	VMOVUPS.Z (AX), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VADDSS (R10), X0, X0
+	ADDQ R12, R10
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R9
+	JNZ  row
+	VZEROUPPER
+	RET
+
+// func dotRowsBF16AVX512(out *float32, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+TEXT ·dotRowsBF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), BX
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), DX
+	SHLQ $1, DX
+	MOVQ rows+40(FP), R9
+	MOVQ bias+48(FP), R10
+	MOVQ $4, R12 // bias step
+	TESTQ R10, R10
+	JNZ  mask
+	LEAQ zeros<>(SB), R10
+	XORQ R12, R12
+mask:
+	MOVQ k+32(FP), CX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1 // the k%16 tail
+row:
+	MOVQ R8, SI
+	ADDQ DX, R8
+	MOVQ BX, AX
+	MOVQ k+32(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  step16
+step64:
+	VPMOVZXWD (SI), Z4
+	VPSLLD $16, Z4, Z4
+	VPMOVZXWD 32(SI), Z5
+	VPSLLD $16, Z5, Z5
+	VPMOVZXWD 64(SI), Z6
+	VPSLLD $16, Z6, Z6
+	VPMOVZXWD 96(SI), Z7
+	VPSLLD $16, Z7, Z7
+	VFMADD231PS (AX), Z4, Z0
+	VFMADD231PS 64(AX), Z5, Z1
+	VFMADD231PS 128(AX), Z6, Z2
+	VFMADD231PS 192(AX), Z7, Z3
+	ADDQ $128, SI
+	ADDQ $256, AX
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  step64
+step16:
+	CMPQ CX, $16
+	JLT  tail
+	VPMOVZXWD (SI), Z4
+	VPSLLD $16, Z4, Z4
+	VFMADD231PS (AX), Z4, Z0
+	ADDQ $32, SI
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JMP  step16
+tail:
+	TESTQ CX, CX
+	JZ   sum
+	VPMOVZXWD.Z (SI), K1, Z4
+	VPSLLD $16, Z4, Z4
+	VMOVUPS.Z (AX), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VADDSS (R10), X0, X0
+	ADDQ R12, R10
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R9
+	JNZ  row
+	VZEROUPPER
+	RET
+
+// func dotRowsF16AVX512(out *float32, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+TEXT ·dotRowsF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), BX
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), DX
+	SHLQ $1, DX
+	MOVQ rows+40(FP), R9
+	MOVQ bias+48(FP), R10
+	MOVQ $4, R12 // bias step
+	TESTQ R10, R10
+	JNZ  mask
+	LEAQ zeros<>(SB), R10
+	XORQ R12, R12
+mask:
+	MOVQ k+32(FP), CX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1 // the k%16 tail
+row:
+	MOVQ R8, SI
+	ADDQ DX, R8
+	MOVQ BX, AX
+	MOVQ k+32(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  step16
+step64:
+	VCVTPH2PS (SI), Z4
+	VCVTPH2PS 32(SI), Z5
+	VCVTPH2PS 64(SI), Z6
+	VCVTPH2PS 96(SI), Z7
+	VFMADD231PS (AX), Z4, Z0
+	VFMADD231PS 64(AX), Z5, Z1
+	VFMADD231PS 128(AX), Z6, Z2
+	VFMADD231PS 192(AX), Z7, Z3
+	ADDQ $128, SI
+	ADDQ $256, AX
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  step64
+step16:
+	CMPQ CX, $16
+	JLT  tail
+	VCVTPH2PS (SI), Z4
+	VFMADD231PS (AX), Z4, Z0
+	ADDQ $32, SI
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JMP  step16
+tail:
+	TESTQ CX, CX
+	JZ   sum
+	VCVTPH2PS.Z (SI), K1, Z4
+	VMOVUPS.Z (AX), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VADDSS (R10), X0, X0
+	ADDQ R12, R10
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R9
+	JNZ  row
+	VZEROUPPER
+	RET
+
+// func dotRowsI8AVX512(out *float32, x *float32, w *int8, ldw, k, rows int, scale *float32, bias *float32)
+TEXT ·dotRowsI8AVX512(SB), NOSPLIT, $0-64
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), BX
+	MOVQ w+16(FP), R8
+	MOVQ ldw+24(FP), DX
+	MOVQ rows+40(FP), R9
+	MOVQ scale+48(FP), R11
+	MOVQ bias+56(FP), R10
+	MOVQ $4, R12 // bias step
+	TESTQ R10, R10
+	JNZ  mask
+	LEAQ zeros<>(SB), R10
+	XORQ R12, R12
+mask:
+	MOVQ k+32(FP), CX
+	ANDQ $15, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1 // the k%16 tail
+row:
+	MOVQ R8, SI
+	ADDQ DX, R8
+	MOVQ BX, AX
+	MOVQ k+32(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  step16
+step64:
+	VPMOVSXBD (SI), Z4
+	VCVTDQ2PS Z4, Z4
+	VPMOVSXBD 16(SI), Z5
+	VCVTDQ2PS Z5, Z5
+	VPMOVSXBD 32(SI), Z6
+	VCVTDQ2PS Z6, Z6
+	VPMOVSXBD 48(SI), Z7
+	VCVTDQ2PS Z7, Z7
+	VFMADD231PS (AX), Z4, Z0
+	VFMADD231PS 64(AX), Z5, Z1
+	VFMADD231PS 128(AX), Z6, Z2
+	VFMADD231PS 192(AX), Z7, Z3
+	ADDQ $64, SI
+	ADDQ $256, AX
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  step64
+step16:
+	CMPQ CX, $16
+	JLT  tail
+	VPMOVSXBD (SI), Z4
+	VCVTDQ2PS Z4, Z4
+	VFMADD231PS (AX), Z4, Z0
+	ADDQ $16, SI
+	ADDQ $64, AX
+	SUBQ $16, CX
+	JMP  step16
+tail:
+	TESTQ CX, CX
+	JZ   sum
+	VPMOVSXBD.Z (SI), K1, Z4
+	VCVTDQ2PS Z4, Z4
+	VMOVUPS.Z (AX), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMULSS (R11), X0, X0
+	ADDQ $4, R11
+	VADDSS (R10), X0, X0
+	ADDQ R12, R10
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R9
+	JNZ  row
 	VZEROUPPER
 	RET
 

@@ -21,6 +21,11 @@ type kernels struct {
 	dot4F16  func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	dot4I8   func(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32)
 
+	// rows1 is the decode kernel, for one input row: out[o-o0] = x·W[o] +
+	// bias[o] for o in [o0, o1), reading the weight rows front to back as
+	// one stream. Nil where a kernel set has none: dot4 serves.
+	rows1 func(out, x []float32, l *Linear, o0, o1 int)
+
 	// mr×nr is the register tile of the GEMM kernel.
 	mr, nr int
 	// tile is the GEMM micro-kernel: an mr×nr block of C from mr rows of A

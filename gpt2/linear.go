@@ -101,11 +101,9 @@ func linearRef(out, x []float32, m int, l *Linear) {
 // weight panels and reuses them across M and suits prefill.
 const (
 	// smallM is the largest M that takes the small-M (dot product) path.
-	smallM = 16
-	// fusedMaxM is the largest M for which narrow weights are widened in
-	// registers on every pass over them (one pass per four input rows)
-	// rather than once into a float32 buffer.
-	fusedMaxM = 16
+	// Up to here it beats packing panels, whose transposing reads of 32
+	// weight rows at once stream poorly from memory.
+	smallM = 48
 	// gemmKC is the depth of one packed panel: kc·nr floats of B stay in
 	// L2 while an mr×kc strip of A stays in L1.
 	gemmKC = 256
@@ -219,15 +217,23 @@ func (lj *linearJob) fused() bool {
 }
 
 // dotChunk computes output rows [4·b0, 4·b1) for all m input rows, reading
-// each weight row once: four rows at a time, widened to float32 in L1 if
-// they are not float32 already, against the input rows four at a time.
+// each weight row from memory once. One input row (decode) takes the rows
+// front to back as a single stream. Otherwise four weight rows at a time
+// meet the input rows four at a time; narrow weights are widened in
+// registers where the kernels can, else once into a float32 buffer in L1,
+// and passes after the first over the same four rows hit the cache.
 func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 	l, k, m := lj.l, lj.k, lj.m
 	K, N := l.In, l.Out
+	if m == 1 && k.rows1 != nil {
+		o0, o1 := 4*b0, min(4*b1, N)
+		k.rows1(lj.out[o0:o1], lj.x[:K], l, o0, o1)
+		return
+	}
 	for b := b0; b < b1; b++ {
 		o := 4 * b
 		rows := min(4, N-o)
-		fused := rows == 4 && m <= fusedMaxM && lj.fused()
+		fused := rows == 4 && lj.fused()
 		var w []float32
 		switch {
 		case fused:

@@ -4,7 +4,12 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// workerWatch is how long an idle worker polls for the next job before it
+// parks; see (*Pool).watch.
+const workerWatch = 50 * time.Microsecond
 
 // Pool is a fixed set of worker goroutines that split loops across cores.
 //
@@ -23,6 +28,8 @@ type Pool struct {
 	n    int
 	kern *kernels  // SIMD kernels for this CPU, or the pure-Go ones
 	free chan *job // finished jobs, kept for reuse so calls don't allocate
+
+	posts atomic.Uint32 // jobs posted so far, for watching workers
 
 	mu     sync.Mutex
 	active []*job          // posted jobs that may have chunks left, oldest first
@@ -75,6 +82,16 @@ func (p *Pool) worker(wake chan struct{}) {
 				p.mu.Unlock()
 				return
 			}
+			seen := p.posts.Load()
+			p.mu.Unlock()
+			if p.watch(seen) {
+				continue
+			}
+			p.mu.Lock()
+			if p.posts.Load() != seen || p.closed {
+				p.mu.Unlock()
+				continue
+			}
 			p.idle = append(p.idle, wake)
 			p.mu.Unlock()
 			<-wake
@@ -84,6 +101,49 @@ func (p *Pool) worker(wake chan struct{}) {
 		p.mu.Unlock()
 		j.work()
 		j.release()
+	}
+}
+
+// watch polls for a job posted after the count seen, for at most
+// workerWatch, and reports whether one was. Waking a parked worker costs
+// the caller tens of microseconds (a futex wake, on a VM an IPI through
+// the hypervisor), longer than many decode-sized linear calls take, so a
+// worker that just finished stays awake briefly for the next call of the
+// same forward pass; between passes it parks.
+//
+// Polling yields the processor each round (runtime.Gosched): a goroutine
+// this worker readied — a caller it just finished a job for — runs at
+// once instead of waiting for the scheduler to move it to an idle P.
+func (p *Pool) watch(seen uint32) bool {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if p.posts.Load() != seen {
+			return true
+		}
+		if i%16 == 0 && time.Since(start) > workerWatch {
+			return false
+		}
+		runtime.Gosched()
+	}
+}
+
+// await returns when every chunk of j is done. Like a worker, the caller
+// polls briefly before it blocks: parked, it would be readied onto the P
+// of the worker finishing the last chunk and wait there while that worker
+// watches for the next job.
+func (j *job) await() {
+	start := time.Now()
+	for i := 1; ; i++ {
+		select {
+		case <-j.done:
+			return
+		default:
+		}
+		if i%16 == 0 && time.Since(start) > workerWatch {
+			<-j.done
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -180,6 +240,7 @@ func (p *Pool) run(j *job, total, chunk int) {
 	if j.parts > 1 && p.n > 1 {
 		p.mu.Lock()
 		p.active = append(p.active, j)
+		p.posts.Add(1)
 		for w := min(j.parts-1, len(p.idle)); w > 0; w-- {
 			wake := p.idle[len(p.idle)-1]
 			p.idle = p.idle[:len(p.idle)-1]
@@ -193,7 +254,7 @@ func (p *Pool) run(j *job, total, chunk int) {
 		p.unlist(j)
 		p.mu.Unlock()
 	}
-	<-j.done
+	j.await()
 	j.fn = nil
 	j.lin = linearJob{}
 	j.release()
