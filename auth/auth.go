@@ -1,5 +1,6 @@
 // Package auth decides who a caller is: password hashing and policy,
-// login with throttling, JWT access tokens and rotating refresh tokens.
+// login with throttling, JWT access tokens, rotating refresh tokens and
+// API keys.
 // It keeps its durable state in a *store.DB and knows nothing of HTTP.
 //
 // A *Service is safe for concurrent use.
@@ -9,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -31,7 +33,42 @@ var (
 	ErrRefreshReuse = errors.New("auth: refresh token reused")
 	// ErrShortKey reports a JWT key under MinKeyBytes.
 	ErrShortKey = fmt.Errorf("auth: JWT key must be at least %d bytes", MinKeyBytes)
+	// ErrScopeNotAllowed reports an API key asked with a scope its owner
+	// does not have (admin, for a user who is not an admin).
+	ErrScopeNotAllowed = errors.New("auth: scope exceeds the owner's rights")
 )
+
+// Why a bearer credential was refused, as TokenError.Reason. They label
+// the auth-failure metric, so the set is small and fixed.
+const (
+	ReasonMalformed    = "malformed"     // not a JWT or API key at all
+	ReasonSignature    = "bad_signature" // wrong key or algorithm
+	ReasonExpired      = "expired"       // past exp, or an expired API key
+	ReasonClaims       = "bad_claims"    // missing or wrong iss, aud, iat, jti, sub
+	ReasonUnknownUser  = "unknown_user"  // the user was deleted
+	ReasonDisabledUser = "disabled_user"
+	ReasonRevoked      = "revoked"     // issued before logout, password or role change
+	ReasonUnknownKey   = "unknown_key" // no such API key (never issued, or revoked)
+)
+
+// TokenError reports a bearer credential (access token or API key) that
+// does not authenticate anyone, and why. errors.Is(err, ErrInvalidToken)
+// holds for every TokenError. Reason is for logs and metrics; callers
+// must answer every reason the same way, so as not to tell an attacker
+// which check failed.
+type TokenError struct {
+	Reason string
+	Msg    string
+}
+
+func (e *TokenError) Error() string { return "auth: invalid token: " + e.Reason + ": " + e.Msg }
+
+// Is makes a TokenError match ErrInvalidToken.
+func (e *TokenError) Is(target error) bool { return target == ErrInvalidToken }
+
+func tokenError(reason, format string, args ...any) *TokenError {
+	return &TokenError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
 
 // Config configures a Service. The zero value is ready to use.
 type Config struct {
@@ -49,6 +86,10 @@ type Config struct {
 	Issuer, Audience string
 	// Throttle bounds failed logins per client IP and per username.
 	Throttle ThrottleConfig
+	// MaxConcurrentHashes caps bcrypt computations running at once (0 →
+	// the number of CPUs), so that a burst of logins queues instead of
+	// taking every core from generation.
+	MaxConcurrentHashes int
 	// Now is the clock (nil → time.Now). Tests inject one to expire tokens.
 	Now func() time.Time
 }
@@ -61,6 +102,7 @@ type Service struct {
 	dummyHash []byte
 	validator *jwt.Validator
 	logins    *Throttle
+	hashing   chan struct{} // semaphore: one token per running bcrypt
 }
 
 // New returns a Service that signs tokens with key (at least MinKeyBytes).
@@ -90,6 +132,9 @@ func New(db *store.DB, key []byte, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxConcurrentHashes <= 0 {
+		cfg.MaxConcurrentHashes = runtime.NumCPU()
+	}
 	// The dummy hash makes an unknown username cost one full bcrypt
 	// comparison, like a known one.
 	var random [16]byte
@@ -109,7 +154,8 @@ func New(db *store.DB, key []byte, cfg Config) (*Service, error) {
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithTimeFunc(cfg.Now),
 		),
-		logins: NewThrottle(cfg.Throttle, cfg.Now),
+		logins:  NewThrottle(cfg.Throttle, cfg.Now),
+		hashing: make(chan struct{}, cfg.MaxConcurrentHashes),
 	}, nil
 }
 

@@ -83,7 +83,17 @@ func (s *Service) hashPassword(password string) ([]byte, error) {
 	if err := s.cfg.Policy.Check(password); err != nil {
 		return nil, err
 	}
+	release := s.acquireHash()
+	defer release()
 	return bcrypt.GenerateFromPassword([]byte(password), s.cfg.BcryptCost)
+}
+
+// acquireHash waits for a bcrypt slot (Config.MaxConcurrentHashes) and
+// returns its release. Waiting is fair enough for logins: bcrypt calls
+// are short and all cost the same.
+func (s *Service) acquireHash() (release func()) {
+	s.hashing <- struct{}{}
+	return func() { <-s.hashing }
 }
 
 // verifyPassword reports whether password matches hash. With a nil hash
@@ -96,5 +106,7 @@ func (s *Service) verifyPassword(hash []byte, password string) bool {
 		hash = s.dummyHash
 		settable = false
 	}
+	release := s.acquireHash()
+	defer release()
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && settable
 }

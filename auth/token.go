@@ -112,7 +112,7 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 // HS256. Use it with jwt.Parse or the Fiber JWT middleware.
 func (s *Service) Keyfunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != Alg {
-		return nil, fmt.Errorf("%w: unexpected signing algorithm %v", ErrInvalidToken, t.Header["alg"])
+		return nil, tokenError(ReasonSignature, "unexpected signing algorithm %v", t.Header["alg"])
 	}
 	return s.key, nil
 }
@@ -141,11 +141,19 @@ func (s *Service) IssueAccessToken(u *store.User) (string, error) {
 }
 
 // ParseAccessToken verifies a token string and returns the user it
-// authenticates; see Authenticate for the checks.
+// authenticates; see Authenticate for the checks. Failures are
+// *TokenError.
 func (s *Service) ParseAccessToken(token string) (*store.User, *Claims, error) {
 	claims := &Claims{}
-	if _, err := jwt.ParseWithClaims(token, claims, s.Keyfunc, jwt.WithValidMethods([]string{Alg}), jwt.WithoutClaimsValidation()); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	_, err := jwt.ParseWithClaims(token, claims, s.Keyfunc, jwt.WithValidMethods([]string{Alg}), jwt.WithoutClaimsValidation())
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, nil, tokenError(ReasonMalformed, "%v", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, nil, tokenError(ReasonSignature, "%v", err)
+	default:
+		return nil, nil, tokenError(ReasonClaims, "%v", err)
 	}
 	u, err := s.Authenticate(claims)
 	return u, claims, err
@@ -156,24 +164,37 @@ func (s *Service) ParseAccessToken(token string) (*store.User, *Claims, error) {
 // exp (against the injected clock), iss, aud, iat and jti; and it refuses
 // tokens of users that were deleted or disabled, and tokens issued at or
 // before the user's TokensValidAfter (logout, password or role change).
-// Every failure wraps ErrInvalidToken.
+// Every failure is a *TokenError (so it matches ErrInvalidToken).
 func (s *Service) Authenticate(claims *Claims) (*store.User, error) {
 	if err := s.validator.Validate(claims); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return nil, tokenError(ReasonExpired, "%v", err)
+		}
+		return nil, tokenError(ReasonClaims, "%v", err)
 	}
 	id, _ := claims.userID() // checked by Validate
+	u, err := s.activeUser(id)
+	if err != nil {
+		return nil, err
+	}
+	if !claims.IssuedAt.After(u.TokensValidAfter) {
+		return nil, tokenError(ReasonRevoked, "token issued before the user's tokens were revoked")
+	}
+	return u, nil
+}
+
+// activeUser reads user id and refuses deleted and disabled users with a
+// *TokenError.
+func (s *Service) activeUser(id uint64) (*store.User, error) {
 	u, err := s.db.UserByID(id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: user %d no longer exists", ErrInvalidToken, id)
+		return nil, tokenError(ReasonUnknownUser, "user %d no longer exists", id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if u.Disabled {
-		return nil, fmt.Errorf("%w: user %d is disabled", ErrInvalidToken, id)
-	}
-	if !claims.IssuedAt.After(u.TokensValidAfter) {
-		return nil, fmt.Errorf("%w: token issued before the user's tokens were revoked", ErrInvalidToken)
+		return nil, tokenError(ReasonDisabledUser, "user %d is disabled", id)
 	}
 	return u, nil
 }

@@ -94,6 +94,15 @@ func TestAccessTokenRejected(t *testing.T) {
 			return tok
 		}},
 	}
+	// The reason each refusal is counted under in the auth-failure metric.
+	reasons := map[string]string{
+		"alg none": ReasonSignature, "HS512 with the right key": ReasonSignature, "wrong key": ReasonSignature,
+		"edited payload": ReasonSignature, "no exp": ReasonClaims, "no iat": ReasonClaims,
+		"wrong audience": ReasonClaims, "wrong issuer": ReasonClaims, "expired": ReasonExpired,
+		"deleted user": ReasonUnknownUser, "disabled user": ReasonDisabledUser,
+		"after password change": ReasonRevoked, "after logout in the same millisecond": ReasonRevoked,
+		"after role change": ReasonRevoked,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _, clk := newService(t, Config{})
@@ -102,8 +111,13 @@ func TestAccessTokenRejected(t *testing.T) {
 				t.Fatal(u, err)
 			}
 			tok := tt.token(s, u, clk)
-			if got, _, err := s.ParseAccessToken(tok); !errors.Is(err, ErrInvalidToken) {
+			got, _, err := s.ParseAccessToken(tok)
+			if !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("ParseAccessToken = %v, %v; want ErrInvalidToken", got, err)
+			}
+			var te *TokenError
+			if !errors.As(err, &te) || te.Reason != reasons[tt.name] {
+				t.Fatalf("error %v, want reason %q", err, reasons[tt.name])
 			}
 		})
 	}

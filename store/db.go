@@ -1,6 +1,6 @@
-// Package store keeps gpt2d's durable state — users, refresh tokens, the
-// audit trail and server metadata such as the JWT signing key — in one
-// bbolt file.
+// Package store keeps gpt2d's durable state — users, refresh tokens, API
+// keys, token usage, the audit trail and server metadata such as the JWT
+// signing key — in one bbolt file.
 //
 // Concurrency: a *DB is safe for concurrent use by many goroutines. Every
 // method runs in its own bbolt transaction; bbolt allows many concurrent
@@ -38,11 +38,14 @@ var (
 // Bucket names. Keys of bucketUsers and bucketAudit are 8-byte big-endian
 // sequence numbers, so cursor order is creation order.
 var (
-	bucketMeta      = []byte("meta")      // string key → value
-	bucketUsers     = []byte("users")     // user id → JSON User
-	bucketUsernames = []byte("usernames") // folded username → user id
-	bucketRefresh   = []byte("refresh")   // sha256(token) → JSON RefreshToken
-	bucketAudit     = []byte("audit")     // sequence → JSON Event
+	bucketMeta      = []byte("meta")          // string key → value
+	bucketUsers     = []byte("users")         // user id → JSON User
+	bucketUsernames = []byte("usernames")     // folded username → user id
+	bucketRefresh   = []byte("refresh")       // sha256(token) → JSON RefreshToken
+	bucketAudit     = []byte("audit")         // sequence → JSON Event
+	bucketKeys      = []byte("apikeys")       // key id → JSON APIKey
+	bucketKeyHashes = []byte("apikey_hashes") // sha256(key) → key id
+	bucketUsage     = []byte("usage")         // user id, day, key id → JSON Usage
 )
 
 // Keys in bucketMeta.

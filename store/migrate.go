@@ -26,11 +26,20 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketRefresh)
 		return err
 	},
+	// 2 → 3: API keys and token usage.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketKeys, bucketKeyHashes, bucketUsage} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the layout version this build writes; it equals
 // len(migrations) (a test holds them together).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 func readVersion(tx *bolt.Tx) (int, error) {
 	meta := tx.Bucket(bucketMeta)

@@ -34,6 +34,15 @@ type User struct {
 	// it. It moves forward on logout, password change, role change and
 	// disabling.
 	TokensValidAfter time.Time `json:"tokens_valid_after"`
+	// Limits overrides the rate limits of the user's role; nil keeps them.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits overrides a user's rate limits. A nil field keeps the role's
+// default; 0 means unlimited.
+type Limits struct {
+	RequestsPerMinute *int64 `json:"requests_per_minute,omitempty"`
+	TokensPerDay      *int64 `json:"tokens_per_day,omitempty"`
 }
 
 // activeAdmin reports whether u counts toward the "at least one admin"
@@ -154,9 +163,10 @@ func (db *DB) UpdateUser(id uint64, fn func(u *User) error) (*User, error) {
 	return out, err
 }
 
-// DeleteUser removes the user with id, its username and its refresh
-// tokens. Deleting the last enabled admin fails with ErrLastAdmin. Audit
-// events that name the user are kept.
+// DeleteUser removes the user with id, its username, its refresh tokens
+// and its API keys. Deleting the last enabled admin fails with
+// ErrLastAdmin. Audit events that name the user and its usage records are
+// kept.
 func (db *DB) DeleteUser(id uint64) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
@@ -173,6 +183,9 @@ func (db *DB) DeleteUser(id uint64) error {
 			return err
 		}
 		if err := tx.Bucket(bucketUsernames).Delete([]byte(FoldUsername(u.Username))); err != nil {
+			return err
+		}
+		if err := deleteKeysOf(tx, id); err != nil {
 			return err
 		}
 		return deleteRefreshWhere(tx, func(t *RefreshToken) bool { return t.UserID == id })
