@@ -156,7 +156,17 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 	if st, err := os.Stat(part); err == nil {
 		have = st.Size()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	// The attempt is cancelled if nothing arrives for StallTimeout; the
+	// timer is reset by every write of the body to disk.
+	stall := c.StallTimeout
+	if stall <= 0 {
+		stall = time.Minute
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("%w for %s", errStalled, stall)) })
+	defer timer.Stop()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
 	if err != nil {
 		return meta, err
 	}
@@ -183,7 +193,7 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return meta, &NetworkError{URL: u, Err: err}
+		return meta, &NetworkError{URL: u, Err: stalled(actx, err)}
 	}
 	defer resp.Body.Close()
 	meta.note(resp)
@@ -236,6 +246,7 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 		return meta, describeDiskError(err, dir)
 	}
 	p := c.newProgress(name, have, meta.size)
+	p.onWrite = func() { timer.Reset(stall) }
 	w := &errWriter{w: out}
 	_, err = io.CopyBuffer(io.MultiWriter(w, p), struct{ io.Reader }{resp.Body}, make([]byte, 256<<10))
 	p.finish()
@@ -249,11 +260,23 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 	case w.err != nil:
 		return meta, fmt.Errorf("write %s: %w", part, describeDiskError(w.err, dir))
 	case err != nil:
-		return meta, &NetworkError{URL: u, Err: err, Done: have + p.session()}
+		return meta, &NetworkError{URL: u, Err: stalled(actx, err), Done: have + p.session()}
 	case meta.size >= 0 && have+p.session() < meta.size:
 		return meta, &NetworkError{URL: u, Err: io.ErrUnexpectedEOF, Done: have + p.session()}
 	}
 	return meta, nil
+}
+
+// errStalled means an attempt received nothing for the stall timeout.
+var errStalled = errors.New("no data received")
+
+// stalled returns the stall error instead of err when the attempt's
+// context was cancelled by the stall timer.
+func stalled(actx context.Context, err error) error {
+	if cause := context.Cause(actx); errors.Is(cause, errStalled) {
+		return cause
+	}
+	return err
 }
 
 // errWriter remembers a write error so that it can be told apart from a

@@ -49,6 +49,10 @@ type Client struct {
 	// RetryDelay is the wait before the second attempt, doubling after;
 	// 0 means one second.
 	RetryDelay time.Duration
+	// StallTimeout abandons an attempt that receives nothing (no response,
+	// or no body bytes) for this long, so that a hung connection is
+	// retried rather than waited on forever; 0 means one minute.
+	StallTimeout time.Duration
 }
 
 // BaseURL returns the Hub endpoint the client talks to.

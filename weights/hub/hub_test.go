@@ -45,6 +45,7 @@ type fakeHub struct {
 	corrupt   bool           // the CDN flips a byte
 	noRange   bool           // the CDN ignores Range
 	cdnDeny   bool           // the CDN answers 403, as S3 does for a bad signature
+	stallCDN  int            // hang the next n full CDN responses half way
 	hubAuth   []string
 	cdnAuth   []string
 	cdnRanges []string
@@ -117,6 +118,10 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	if cut {
 		h.breakCDN--
 	}
+	hang := !cut && h.stallCDN > 0 && r.Header.Get("Range") == ""
+	if hang {
+		h.stallCDN--
+	}
 	corrupt, noRange, deny := h.corrupt, h.noRange, h.cdnDeny
 	h.mu.Unlock()
 	sum := filepath.Base(r.URL.Path)
@@ -136,11 +141,14 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	etag := md5.Sum(data)
 	w.Header().Set("ETag", `"`+hex.EncodeToString(etag[:])+`"`) // S3's, not a SHA-256
-	if cut {
+	if cut || hang {
 		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 		w.WriteHeader(http.StatusOK)
 		w.Write(data[:len(data)/2])
 		w.(http.Flusher).Flush()
+		if hang {
+			<-r.Context().Done() // until the client gives up
+		}
 		panic(http.ErrAbortHandler) // drop the connection mid-body
 	}
 	if noRange {
@@ -298,6 +306,22 @@ func TestDownloadRetriesABrokenConnection(t *testing.T) {
 	checkFiles(t, h, dir, "model.safetensors")
 	if !strings.Contains(out.String(), "attempt 2 of 3") {
 		t.Errorf("no retry reported:\n%s", out.String())
+	}
+}
+
+func TestDownloadAbandonsAStalledConnection(t *testing.T) {
+	h := newFakeHub(t)
+	h.stallCDN = 1
+	dir := t.TempDir()
+	var out bytes.Buffer
+	c := h.client(&out)
+	c.Attempts, c.StallTimeout = 2, 200*time.Millisecond
+	if _, err := c.Download(context.Background(), testRepo, "main", "model.safetensors", dir); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, h, dir, "model.safetensors")
+	if !strings.Contains(out.String(), "no data received for 200ms") || !strings.HasPrefix(h.cdnRanges[len(h.cdnRanges)-1], "bytes=") {
+		t.Errorf("stall not reported or not resumed (ranges %q):\n%s", h.cdnRanges, out.String())
 	}
 }
 

@@ -20,6 +20,7 @@ type progress struct {
 	began       time.Time
 	drawn       time.Time
 	next        int64 // byte count that triggers the next plain line
+	onWrite     func()
 }
 
 func (c *Client) newProgress(name string, have, total int64) *progress {
@@ -46,6 +47,9 @@ func (p *progress) session() int64 { return p.done - p.have }
 
 func (p *progress) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
+	if p.onWrite != nil {
+		p.onWrite()
+	}
 	switch {
 	case p.w == nil:
 	case p.tty:
