@@ -32,6 +32,9 @@ import (
 // Matrices (wte and the .weight of c_attn, c_proj, c_fc) are F32, BF16,
 // F16, or I8 with a per-row F32 scale tensor named "<name>.scale" [rows];
 // everything else is F32.
+//
+// Tensors are read-only views, mostly of a memory map: any number of
+// goroutines may read them, until Close, after which none may.
 type Checkpoint struct {
 	Config Config
 	// Name identifies the model (e.g. "gpt2", or the directory name).
@@ -43,7 +46,9 @@ type Checkpoint struct {
 	// VocabJSON and Merges are GPT-2's vocab.json and merges.txt, used when
 	// TokenizerJSON is absent.
 	VocabJSON, Merges []byte
-	// Metadata is provenance and other header metadata of a converted file.
+	// Metadata is a converted file's header metadata (format, config,
+	// provenance: see FORMAT.md and the Meta* keys) less the tokenizer,
+	// which is in the fields above; nil for a Hugging Face directory.
 	Metadata map[string]string
 	Tensors  map[string]Tensor
 	// Source is the path the checkpoint was loaded from.

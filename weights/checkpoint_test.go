@@ -1,13 +1,6 @@
 package weights
 
-import (
-	"path/filepath"
-	"testing"
-)
-
-// tinyDir is the Hugging Face-layout F32 fixture shared by the packages'
-// tests: 2 layers, 64 wide, the real GPT-2 vocabulary.
-var tinyDir = filepath.Join("..", "testdata", "gpt2-tiny")
+import "testing"
 
 func TestLoadDirGivesEveryCanonicalTensor(t *testing.T) {
 	ck, err := LoadDir(tinyDir)
