@@ -10,10 +10,26 @@ var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
 
 // bestKernels returns the fastest kernel set this CPU runs.
 func bestKernels() *kernels {
-	if hasAVX512 {
+	switch {
+	case hasAVX512:
 		return avx512Kernels
+	case hasAVX2:
+		return avx2Kernels
 	}
 	return genericKernels
+}
+
+// simdKernels lists every kernel set this CPU runs, fastest first, for the
+// tests to hold each against the reference.
+func simdKernels() []*kernels {
+	var ks []*kernels
+	if hasAVX512 {
+		ks = append(ks, avx512Kernels)
+	}
+	if hasAVX2 {
+		ks = append(ks, avx2Kernels)
+	}
+	return ks
 }
 
 // avx512Kernels is the AVX-512 kernel set: 12×32 register tile (24 zmm
@@ -24,6 +40,7 @@ var avx512Kernels = &kernels{
 	dot4BF16: avx512Dot4BF16,
 	dot4F16:  avx512Dot4F16,
 	dot4I8:   avx512Dot4I8,
+	dotM:     4,
 	rows1:    avx512Rows1,
 	mr:       12,
 	nr:       32,
@@ -213,6 +230,30 @@ func cvtF16AVX512(dst *float32, src *uint16, n int)
 
 //go:noescape
 func cvtI8AVX512(dst *float32, src *int8, n int, scale float32)
+
+// The vector primitives on AVX-512; vec.go dispatches here.
+
+func dotVecAVX512(a, b []float32) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return dotAVX512(&a[0], &b[:len(a)][0], len(a))
+}
+
+func axpyVecAVX512(alpha float32, x, y []float32) {
+	if len(x) > 0 {
+		axpyAVX512(alpha, &x[0], &y[:len(x)][0], len(x))
+	}
+}
+
+func scaleVecAVX512(x []float32, s float32) {
+	if len(x) > 0 {
+		scaleAVX512(&x[0], len(x), s)
+	}
+}
+
+// maxfVecAVX512 needs len(x) ≥ 1.
+func maxfVecAVX512(x []float32) float32 { return maxfAVX512(&x[0], len(x)) }
 
 //go:noescape
 func dotAVX512(a, b *float32, n int) float32

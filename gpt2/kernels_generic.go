@@ -20,6 +20,8 @@ type kernels struct {
 	dot4BF16 func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	dot4F16  func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	dot4I8   func(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32)
+	// dotM is the largest m the dot4 kernels take.
+	dotM int
 
 	// rows1 is the decode kernel, for one input row: out[o-o0] = x·W[o] +
 	// bias[o] for o in [o0, o1), reading the weight rows front to back as
@@ -52,6 +54,7 @@ type kernels struct {
 var genericKernels = &kernels{
 	name:    "generic",
 	dot4:    dot4Generic,
+	dotM:    4,
 	mr:      4,
 	nr:      4,
 	tile:    tile4x4Generic,

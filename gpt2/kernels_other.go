@@ -9,9 +9,19 @@ const hasAVX512 = false
 // architecture.
 func bestKernels() *kernels { return genericKernels }
 
-// The assembly entry points vec.go names; never called off amd64.
+// No assembly off amd64.
+const hasAVX2 = false
 
-func dotAVX512(a, b *float32, n int) float32         { panic("gpt2: no assembly") }
-func axpyAVX512(alpha float32, x, y *float32, n int) { panic("gpt2: no assembly") }
-func scaleAVX512(x *float32, n int, s float32)       { panic("gpt2: no assembly") }
-func maxfAVX512(x *float32, n int) float32           { panic("gpt2: no assembly") }
+// simdKernels lists no kernel sets: there is no assembly here.
+func simdKernels() []*kernels { return nil }
+
+// The vector entry points vec.go names; never called off amd64.
+
+func dotVecAVX512(a, b []float32) float32         { panic("gpt2: no assembly") }
+func axpyVecAVX512(alpha float32, x, y []float32) { panic("gpt2: no assembly") }
+func scaleVecAVX512(x []float32, s float32)       { panic("gpt2: no assembly") }
+func maxfVecAVX512(x []float32) float32           { panic("gpt2: no assembly") }
+func dotVecAVX2(a, b []float32) float32           { panic("gpt2: no assembly") }
+func axpyVecAVX2(alpha float32, x, y []float32)   { panic("gpt2: no assembly") }
+func scaleVecAVX2(x []float32, s float32)         { panic("gpt2: no assembly") }
+func maxfVecAVX2(x []float32) float32             { panic("gpt2: no assembly") }

@@ -107,7 +107,7 @@ var linearShapes = []struct{ m, in, out int }{
 }
 
 func TestLinearMatchesReference(t *testing.T) {
-	for _, ks := range []*kernels{bestKernels(), genericKernels} {
+	for _, ks := range append(simdKernels(), genericKernels) {
 		for _, n := range []int{1, 3} {
 			p := NewPool(n)
 			p.kern = ks
@@ -131,6 +131,17 @@ func TestLinearMatchesReference(t *testing.T) {
 			p.Close()
 		}
 	}
+}
+
+func TestBestKernelsUseTheWidestSIMD(t *testing.T) {
+	want := genericKernels
+	if ks := simdKernels(); len(ks) > 0 {
+		want = ks[0]
+	}
+	if got := NewPool(1).kern; got != want {
+		t.Errorf("NewPool uses the %s kernels, want %s", got.name, want.name)
+	}
+	t.Logf("kernels: %s", want.name)
 }
 
 func TestLinearEmptyInput(t *testing.T) {
@@ -193,7 +204,7 @@ func TestLinearDoesNotAllocate(t *testing.T) {
 
 func TestConversionsMatchScalar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, ks := range []*kernels{bestKernels(), genericKernels} {
+	for _, ks := range append(simdKernels(), genericKernels) {
 		// every 16-bit pattern, at an odd offset and length
 		src := make([]uint16, 1<<16+1)
 		for i := range src {
@@ -344,6 +355,18 @@ func runLinearBench(b *testing.B, ls []*Linear, m int, f func(out, x []float32, 
 // all GOMAXPROCS cores.
 func BenchmarkLinear(b *testing.B) {
 	benchLinearWith(b, bestKernels(), nil)
+}
+
+// BenchmarkLinearAVX2 is BenchmarkLinear on the AVX2 kernels, which serve
+// x86-64 CPUs without AVX-512.
+func BenchmarkLinearAVX2(b *testing.B) {
+	for _, ks := range simdKernels() {
+		if ks.name == "avx2" {
+			benchLinearWith(b, ks, []int{1, 8, 512})
+			return
+		}
+	}
+	b.Skip("no AVX2")
 }
 
 // BenchmarkLinearGeneric is BenchmarkLinear on the pure-Go kernels, so

@@ -258,8 +258,8 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 				bias = s.bias
 			}
 		}
-		for r := 0; r < m; r += 4 {
-			mm := min(4, m-r)
+		for r := 0; r < m; r += k.dotM {
+			mm := min(k.dotM, m-r)
 			switch {
 			case fused && l.Type == WeightBF16:
 				k.dot4BF16(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.U16[o*K:(o+4)*K], K, K, bias)

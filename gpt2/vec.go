@@ -4,8 +4,8 @@ import "math"
 
 // Vector primitives for attention and layer norm over float32 slices, each
 // with a naive reference beside it that the tests hold it against. On
-// amd64 with AVX-512 they run in assembly (kernels_amd64.s); elsewhere in
-// unrolled pure Go.
+// amd64 they run in assembly, AVX-512 or AVX2 as the CPU allows
+// (kernels_amd64.s, kernels_avx2_amd64.s); elsewhere in unrolled pure Go.
 
 // dot returns Σ a[i]·b[i] over i < len(a); b must be at least as long.
 func dot(a, b []float32) float32 {
@@ -13,8 +13,11 @@ func dot(a, b []float32) float32 {
 		return 0
 	}
 	b = b[:len(a)]
-	if hasAVX512 {
-		return dotAVX512(&a[0], &b[0], len(a))
+	switch {
+	case hasAVX512:
+		return dotVecAVX512(a, b)
+	case hasAVX2:
+		return dotVecAVX2(a, b)
 	}
 	return dotGeneric(a, b)
 }
@@ -25,11 +28,14 @@ func axpy(alpha float32, x, y []float32) {
 		return
 	}
 	y = y[:len(x)]
-	if hasAVX512 {
-		axpyAVX512(alpha, &x[0], &y[0], len(x))
-		return
+	switch {
+	case hasAVX512:
+		axpyVecAVX512(alpha, x, y)
+	case hasAVX2:
+		axpyVecAVX2(alpha, x, y)
+	default:
+		axpyGeneric(alpha, x, y)
 	}
-	axpyGeneric(alpha, x, y)
 }
 
 // scale multiplies every x[i] by s.
@@ -37,11 +43,14 @@ func scale(x []float32, s float32) {
 	if len(x) == 0 {
 		return
 	}
-	if hasAVX512 {
-		scaleAVX512(&x[0], len(x), s)
-		return
+	switch {
+	case hasAVX512:
+		scaleVecAVX512(x, s)
+	case hasAVX2:
+		scaleVecAVX2(x, s)
+	default:
+		scaleGeneric(x, s)
 	}
-	scaleGeneric(x, s)
 }
 
 // maxf returns the largest element of x, or -Inf for an empty x. Which
@@ -50,8 +59,11 @@ func maxf(x []float32) float32 {
 	if len(x) == 0 {
 		return float32(math.Inf(-1))
 	}
-	if hasAVX512 {
-		return maxfAVX512(&x[0], len(x))
+	switch {
+	case hasAVX512:
+		return maxfVecAVX512(x)
+	case hasAVX2:
+		return maxfVecAVX2(x)
 	}
 	return maxfGeneric(x)
 }

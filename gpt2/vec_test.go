@@ -12,20 +12,30 @@ var vecLengths = []int{0, 1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 12
 
 func TestVecMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	impls := []struct {
+	type impl struct {
 		name  string
 		dot   func(a, b []float32) float32
 		axpy  func(alpha float32, x, y []float32)
 		scale func(x []float32, s float32)
 		maxf  func(x []float32) float32
-	}{
-		{"dispatch", dot, axpy, scale, maxf},
-		{"generic", dotGeneric, axpyGeneric, scaleGeneric, func(x []float32) float32 {
+	}
+	nonEmpty := func(f func([]float32) float32) func([]float32) float32 {
+		return func(x []float32) float32 {
 			if len(x) == 0 {
 				return float32(math.Inf(-1))
 			}
-			return maxfGeneric(x)
-		}},
+			return f(x)
+		}
+	}
+	impls := []impl{
+		{"dispatch", dot, axpy, scale, maxf},
+		{"generic", dotGeneric, axpyGeneric, scaleGeneric, nonEmpty(maxfGeneric)},
+	}
+	if hasAVX512 {
+		impls = append(impls, impl{"avx512", dotVecAVX512, axpyVecAVX512, scaleVecAVX512, nonEmpty(maxfVecAVX512)})
+	}
+	if hasAVX2 {
+		impls = append(impls, impl{"avx2", dotVecAVX2, axpyVecAVX2, scaleVecAVX2, nonEmpty(maxfVecAVX2)})
 	}
 	for _, im := range impls {
 		for _, n := range vecLengths {
