@@ -187,12 +187,17 @@ func equalInts(a, b []int) bool {
 // the rounded checkpoint and an F32 checkpoint holding exactly the rounded
 // values (its logits are the exact answer for the rounded model).
 func roundCheckpoint(t *testing.T, dtype weights.DType) (*weights.Checkpoint, *weights.Checkpoint) {
+	return roundCheckpointFrom(t, tinyDir, dtype)
+}
+
+// roundCheckpointFrom is roundCheckpoint for the HF directory dir.
+func roundCheckpointFrom(t *testing.T, dir string, dtype weights.DType) (*weights.Checkpoint, *weights.Checkpoint) {
 	t.Helper()
-	low, err := weights.LoadDir(tinyDir)
+	low, err := weights.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wide, err := weights.LoadDir(tinyDir)
+	wide, err := weights.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
