@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,7 @@ func runBench(args []string) error {
 	newTokens := fs.Int("new-tokens", 128, "tokens to generate per sequence")
 	batches := fs.String("batch", "1,8", "comma-separated numbers of concurrent sequences")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "kernel worker threads")
-	reps := fs.Int("reps", 1, "repetitions per configuration (best is reported)")
+	reps := fs.Int("reps", 5, "repetitions per configuration (medians are reported, with min and max)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,30 +71,64 @@ func runBench(args []string) error {
 	}
 	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB})
 	defer eng.Close()
+	roof := gpt2.MeasureRoofline(*threads)
+	wbytes := m.WeightBytes()
+	bound := roof.MemoryGBs * 1e9 / float64(wbytes)
+	flopsPerToken := 2 * float64(m.Params()-int64(m.Config.NPositions*m.Config.NEmbd))
 	if !*asJSON {
-		fmt.Printf("%-14s %-5s %3s %5s %6s %5s %12s %12s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new", "prefill t/s", "decode t/s", "ttft ms", "rss MB")
+		fmt.Printf("bounds: memory read %.1f GB/s → batch-1 decode ≤ %.1f tok/s (%.0f MB of weights per token); GEMM %.1f GFLOP/s\n",
+			roof.MemoryGBs, bound, float64(wbytes)/1e6, roof.GEMMGFLOPs)
+		fmt.Printf("%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
+			"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
 	}
 	for _, b := range sizes {
-		best := benchResult{}
+		var runs []benchResult
 		for r := 0; r < max(*reps, 1); r++ {
 			res, err := benchOnce(eng, b, *promptTokens, *newTokens, m.Config.VocabSize)
 			if err != nil {
 				return err
 			}
-			if res.DecodeTokS > best.DecodeTokS {
-				best = res
-			}
+			runs = append(runs, res)
 		}
-		best.Model, best.DType, best.Threads, best.LoadSeconds = m.Name, m.DType, *threads, load
-		best.PeakRSSMB = peakRSSMB()
+		res := summarize(runs)
+		res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, *threads, load
+		res.PeakRSSMB = peakRSSMB()
+		res.MemoryGBs, res.GEMMGFLOPs, res.DecodeBoundTokS = roof.MemoryGBs, roof.GEMMGFLOPs, bound
+		// Attention adds a little on top of the weights' FLOPs; counting
+		// only the weights makes this a lower bound of the work done.
+		res.PrefillGFLOPs = res.PrefillTokS * flopsPerToken / 1e9
 		if *asJSON {
-			json.NewEncoder(os.Stdout).Encode(best)
-		} else {
-			fmt.Printf("%-14s %-5s %3d %5d %6d %5d %12.1f %12.1f %9.1f %9.0f\n", best.Model, best.DType, best.Threads, best.Batch,
-				best.PromptTokens, best.NewTokens, best.PrefillTokS, best.DecodeTokS, best.TTFTms, best.PeakRSSMB)
+			json.NewEncoder(os.Stdout).Encode(res)
+			continue
+		}
+		fmt.Printf("%-14s %-5s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.Threads, res.Batch,
+			res.PromptTokens, res.NewTokens, res.PrefillTokS, res.PrefillMin, res.PrefillMax,
+			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB)
+		if b == 1 {
+			fmt.Printf("    decode = %.0f%% of the memory bound; prefill = %.1f GFLOP/s = %.0f%% of the GEMM rate\n",
+				100*res.DecodeTokS/bound, res.PrefillGFLOPs, 100*res.PrefillGFLOPs/roof.GEMMGFLOPs)
 		}
 	}
 	return nil
+}
+
+// summarize returns the run with median fields and the min/max spread.
+func summarize(runs []benchResult) benchResult {
+	med := func(get func(benchResult) float64) (float64, float64, float64) {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2], v[0], v[len(v)-1]
+	}
+	res := runs[0]
+	res.Reps = len(runs)
+	res.DecodeTokS, res.DecodeMin, res.DecodeMax = med(func(r benchResult) float64 { return r.DecodeTokS })
+	res.PrefillTokS, res.PrefillMin, res.PrefillMax = med(func(r benchResult) float64 { return r.PrefillTokS })
+	res.TTFTms, _, _ = med(func(r benchResult) float64 { return r.TTFTms })
+	res.TotalSeconds, _, _ = med(func(r benchResult) float64 { return r.TotalSeconds })
+	return res
 }
 
 // benchOnce runs batch concurrent greedy generations and derives prefill
