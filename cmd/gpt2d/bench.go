@@ -31,6 +31,17 @@ type benchResult struct {
 	TotalSeconds float64 `json:"total_s"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	LoadSeconds  float64 `json:"load_s"`
+	// Spread over --reps runs: decode and prefill rates are medians.
+	Reps       int     `json:"reps"`
+	DecodeMin  float64 `json:"decode_tok_s_min"`
+	DecodeMax  float64 `json:"decode_tok_s_max"`
+	PrefillMin float64 `json:"prefill_tok_s_min"`
+	PrefillMax float64 `json:"prefill_tok_s_max"`
+	// Bounds measured in the same run.
+	MemoryGBs       float64 `json:"memory_gb_s"`
+	GEMMGFLOPs      float64 `json:"gemm_gflop_s"`
+	DecodeBoundTokS float64 `json:"decode_bound_tok_s"` // batch 1: memory rate / weight bytes per token
+	PrefillGFLOPs   float64 `json:"prefill_gflop_s"`
 }
 
 // runBench implements `gpt2d bench`: llama-bench-like prefill and decode
