@@ -30,9 +30,11 @@ run: build
 	@test -f $(MODEL_FILE) || MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/setup-weights.sh $(MODEL)
 	$(BIN) serve --model $(MODEL_FILE) --addr $(ADDR) --data $(DATA)
 
+# Go micro-benchmarks of the kernels and the forward pass, then `gpt2d
+# bench` on random 124M checkpoints (f32, bf16, int8) with bounds.
 bench: build
-	go test -run '^$$' -bench . -benchmem ./gpt2/...
-	$(BIN) bench --model $(MODEL_FILE)
+	go test -run '^$$' -bench 'Linear|Prefill|Decode' -benchtime 3x ./gpt2/
+	MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/bench.sh
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
