@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -20,14 +22,26 @@ const (
 	detailUserNotFound      = "User not found"
 	detailLastAdmin         = "Cannot remove the last admin"
 	detailRegistrationClose = "Registration is closed"
+	detailScopeRequired     = "This API key lacks the generate scope"
+	detailSessionRequired   = "Sign in to do this: API keys cannot manage keys, passwords or sessions"
+	detailKeyNotFound       = "API key not found"
 )
 
 // httpError is an error a handler returns to answer with a status, a
-// {"detail": ...} body and optional headers. The error handler writes it.
+// {"detail": ...} body and optional headers. The error handler writes it,
+// in OpenAI's shape on the /v1 routes.
 type httpError struct {
 	status  int
 	detail  any // string, or []fieldError for 422
 	headers map[string]string
+	// code is a machine-readable code (OpenAI's error.code), e.g.
+	// "rate_limit_exceeded"; extra holds more fields of the FastAPI-style
+	// body, e.g. which limit a 429 hit.
+	code  string
+	extra map[string]any
+	// param names the offending parameter in OpenAI's body when detail is
+	// a string (field errors name their own).
+	param string
 }
 
 func (e *httpError) Error() string { return "http " + strconv.Itoa(e.status) }
@@ -84,8 +98,80 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	for k, v := range he.headers {
 		c.Set(k, v)
 	}
-	return c.Status(he.status).JSON(fiber.Map{"detail": he.detail})
+	if isOpenAIRoute(c.Path()) {
+		status, body := he.openAI()
+		return c.Status(status).JSON(body)
+	}
+	body := fiber.Map{"detail": he.detail}
+	for k, v := range he.extra {
+		body[k] = v
+	}
+	return c.Status(he.status).JSON(body)
 }
+
+// openAIError is the body of an error in OpenAI's API.
+type openAIError struct {
+	Error openAIErrorBody `json:"error"`
+}
+
+type openAIErrorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// openAI renders the error the way OpenAI's API does: validation errors
+// are 400 invalid_request_error naming the offending parameter, 401 has
+// code invalid_api_key, 429 says which limit (type requests or tokens).
+func (he *httpError) openAI() (int, openAIError) {
+	status := he.status
+	e := openAIErrorBody{Type: "invalid_request_error"}
+	switch d := he.detail.(type) {
+	case string:
+		e.Message = d
+	case []fieldError:
+		status = fiber.StatusBadRequest
+		msgs := make([]string, len(d))
+		for i, fe := range d {
+			msgs[i] = fe.Msg
+			if len(fe.Loc) > 1 {
+				msgs[i] = fmt.Sprint(fe.Loc[len(fe.Loc)-1]) + ": " + fe.Msg
+			}
+		}
+		e.Message = strings.Join(msgs, "; ")
+		if len(d[0].Loc) > 1 {
+			p := fmt.Sprint(d[0].Loc[len(d[0].Loc)-1])
+			e.Param = &p
+		}
+	}
+	if he.param != "" {
+		p := he.param
+		e.Param = &p
+	}
+	code := he.code
+	switch {
+	case status == fiber.StatusUnauthorized:
+		code = "invalid_api_key"
+	case status == fiber.StatusForbidden:
+		e.Type = "permission_error"
+	case status == fiber.StatusTooManyRequests:
+		e.Type = "requests"
+		if he.extra["limit"] == limitTokensPerDay {
+			e.Type = "tokens"
+		}
+	case status >= 500:
+		e.Type = "server_error"
+	}
+	if code != "" {
+		e.Code = &code
+	}
+	return status, openAIError{Error: e}
+}
+
+// isOpenAIRoute reports whether path belongs to the OpenAI-compatible API,
+// whose errors take OpenAI's shape.
+func isOpenAIRoute(path string) bool { return strings.HasPrefix(path, "/v1/") }
 
 // logLevelFor is the level a response of this status is logged at.
 func logLevelFor(status int) slog.Level {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,11 +25,42 @@ type generateResponse struct {
 	GeneratedText string `json:"generated_text"`
 	Model         string `json:"model"`
 	ModelName     string `json:"model_name"`
+	FinishReason  string `json:"finish_reason"`
+	Usage         usage  `json:"usage"`
 }
 
-// generate is POST /generate {prompt, max_length}: it answers with the
+// usage is the token count of a response, as OpenAI reports it.
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func newUsage(prompt, completion int) usage {
+	return usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion}
+}
+
+// generateDelta is a streamed event of /generate: the text of the next
+// tokens, never part of a UTF-8 character or of a stop string.
+type generateDelta struct {
+	Text string `json:"text"`
+}
+
+// generateDone is the last event of a /generate stream ("event: done").
+type generateDone struct {
+	FinishReason string `json:"finish_reason"`
+	Model        string `json:"model"`
+	ModelName    string `json:"model_name"`
+	usage
+}
+
+// generate is POST /generate {prompt, max_length, max_new_tokens,
+// temperature, top_k, top_p, seed, stop, stream}. It answers with the
 // prompt followed by its continuation, max_length being prompt plus new
-// tokens.
+// tokens (max_new_tokens, when given, bounds the new tokens instead). With
+// "stream": true, or Accept: text/event-stream, the continuation arrives
+// as Server-Sent Events: {"text": …} per batch of tokens, then an
+// "event: done" with the finish reason and token counts.
 func (s *Server) generate(c *fiber.Ctx) error {
 	b, err := parseJSON(c)
 	if err != nil {
@@ -36,49 +68,83 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	}
 	prompt := b.str("prompt", true, 1, 500)
 	maxLength := b.integer("max_length", 50, 10, 200)
+	req := gpt2.Request{Prompt: prompt, MaxLength: maxLength}
+	if b.has("max_new_tokens") {
+		req.MaxNewTokens = b.integer("max_new_tokens", 0, 1, s.cfg.Generation.MaxNewTokens)
+	}
+	b.sampling(s.cfg.Generation, defaultTopK, &req)
+	stream := wantsStream(c, b)
 	if err := b.err(); err != nil {
 		return err
 	}
-	u := currentUser(c)
+	who := caller{user: currentUser(c), key: currentKey(c), ip: strings.Clone(c.IP())}
 	if s.filter.Blocked(prompt) {
-		s.audit(c, slog.LevelWarn, "generate.blocked", u, "", map[string]any{"prompt_chars": utf8.RuneCountInString(prompt)})
+		s.audit(c, slog.LevelWarn, "generate.blocked", who.user, "", map[string]any{"prompt_chars": utf8.RuneCountInString(prompt)})
 		return newError(fiber.StatusBadRequest, detailBlockedContent)
 	}
 	g := s.generator()
 	if g == nil {
 		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
 	}
-
-	// The deadline covers waiting in the engine's queue and generating. The
-	// request's own context is not used: fasthttp does not cancel it when
-	// the client goes away, and shutdown must let generations finish.
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GenerateTimeout)
-	defer cancel()
-	start := time.Now()
-	res, err := g.Generate(ctx, gpt2.Request{
-		Prompt:      prompt,
-		MaxLength:   maxLength,
-		Temperature: defaultTemperature,
-		TopK:        defaultTopK,
-	}, nil)
-	if err != nil {
-		return s.generateError(c, err, prompt)
+	if err := s.admit(who); err != nil {
+		return err
 	}
-	s.audit(c, slog.LevelInfo, "generate", u, "", map[string]any{
-		"prompt_chars":      utf8.RuneCountInString(prompt),
-		"prompt_tokens":     res.PromptTokens,
-		"completion_tokens": res.CompletionTokens,
-		"max_length":        maxLength,
-		"finish_reason":     string(res.FinishReason),
-		"duration_ms":       time.Since(start).Milliseconds(),
-	})
-	s.log.Debug("generate text", "user", u.Username, "prompt", prompt, "text", res.Text)
+	if tk, ok := g.(tokenizing); ok {
+		req.PromptIDs = tk.Tokenizer().Encode(prompt)
+	}
+	detail := map[string]any{"prompt_chars": utf8.RuneCountInString(prompt), "max_length": maxLength}
+	if req.MaxNewTokens > 0 {
+		detail["max_new_tokens"] = req.MaxNewTokens
+	}
+	gen := s.startGeneration(g, []choice{{req: req, chargePrompt: true, promptTokens: len(req.PromptIDs)}}, stream)
 	name := s.modelName(g)
-	return c.JSON(generateResponse{GeneratedText: prompt + res.Text, Model: name, ModelName: name})
+
+	if !stream {
+		gen.wait()
+		s.finish(gen, who, "generate", false, detail)
+		if err := gen.err(); err != nil {
+			return s.generateError(err, "max_length")
+		}
+		res := gen.choices[0].res
+		s.log.Debug("generate text", "user", who.user.Username, "prompt", prompt, "text", res.Text)
+		return c.JSON(generateResponse{GeneratedText: prompt + res.Text, Model: name, ModelName: name,
+			FinishReason: string(res.FinishReason), Usage: newUsage(res.PromptTokens, res.CompletionTokens)})
+	}
+
+	// Answer errors that come before the first token (a full queue, a
+	// prompt too long) with a status code; commit to a stream after.
+	first, _ := gen.next()
+	if first.done && first.err != nil {
+		s.finish(gen, who, "generate", true, detail)
+		return s.generateError(first.err, "max_length")
+	}
+	return s.stream(c, func(w *sseWriter) {
+		defer s.finish(gen, who, "generate", true, detail)
+		for ev, ok := first, true; ok; ev, ok = gen.next() {
+			var err error
+			switch {
+			case !ev.done && ev.chunk.Text == "":
+				continue // tokens that only started a UTF-8 character
+			case !ev.done:
+				err = w.send("", generateDelta{Text: ev.chunk.Text})
+			case ev.err != nil:
+				w.send("error", s.streamError(ev.err, "max_length"))
+				return
+			default:
+				err = w.send("done", generateDone{FinishReason: string(ev.res.FinishReason), Model: name, ModelName: name,
+					usage: newUsage(ev.res.PromptTokens, ev.res.CompletionTokens)})
+			}
+			if err != nil {
+				gen.abort() // the client is gone: free the slot now
+				return
+			}
+		}
+	})
 }
 
-// generateError maps the engine's errors onto HTTP.
-func (s *Server) generateError(c *fiber.Ctx, err error, prompt string) error {
+// generateError maps the engine's errors onto HTTP. lengthParam names the
+// field a context-length error is reported against.
+func (s *Server) generateError(err error, lengthParam string) error {
 	var pe *gpt2.ParamError
 	var ce *gpt2.ContextLengthError
 	switch {
@@ -87,15 +153,28 @@ func (s *Server) generateError(c *fiber.Ctx, err error, prompt string) error {
 	case errors.Is(err, gpt2.ErrClosed):
 		return retryLater(fiber.StatusServiceUnavailable, "Server is shutting down", 5*time.Second)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("generation timed out", "timeout", s.cfg.GenerateTimeout, "prompt_chars", utf8.RuneCountInString(prompt))
-		return newError(fiber.StatusGatewayTimeout, "Generation timed out")
+		s.log.Warn("generation timed out", "timeout", s.cfg.GenerateTimeout)
+		return &httpError{status: fiber.StatusGatewayTimeout, detail: "Generation timed out", code: "timeout"}
 	case errors.Is(err, gpt2.ErrEmptyPrompt):
 		return invalid(fieldError{Loc: []any{"body", "prompt"}, Type: "value_error", Msg: "Value error, prompt has no tokens"})
 	case errors.As(err, &pe):
 		return invalid(fieldError{Loc: []any{"body", pe.Param}, Type: "value_error", Msg: "Value error, " + pe.Msg})
 	case errors.As(err, &ce):
-		return invalid(fieldError{Loc: []any{"body", "max_length"}, Type: "value_error", Msg: "Value error, " + ce.Error(),
+		he := invalid(fieldError{Loc: []any{"body", lengthParam}, Type: "value_error", Msg: "Value error, " + ce.Error(),
 			Ctx: map[string]any{"prompt_tokens": ce.PromptTokens, "limit": ce.Limit}})
+		he.code = "context_length_exceeded"
+		return he
 	}
 	return err
+}
+
+// streamError is the payload of an "event: error" that ends a stream
+// after it started: the status and detail the error would have had.
+func (s *Server) streamError(err error, lengthParam string) map[string]any {
+	var he *httpError
+	if errors.As(s.generateError(err, lengthParam), &he) {
+		return map[string]any{"status": he.status, "detail": he.detail}
+	}
+	s.log.Error("generation failed mid-stream", "err", err)
+	return map[string]any{"status": fiber.StatusInternalServerError, "detail": "Internal Server Error"}
 }

@@ -2,11 +2,10 @@ package api
 
 import (
 	"errors"
+	"strings"
 	"time"
 
-	jwtware "github.com/gofiber/contrib/jwt"
 	"github.com/gofiber/fiber/v2"
-	"github.com/golang-jwt/jwt/v5"
 
 	"gpt2d/auth"
 	"gpt2d/store"
@@ -34,51 +33,74 @@ var optionalAuthRoutes = map[string]bool{
 }
 
 const (
-	localsToken = "jwt"
-	localsUser  = "user"
+	localsUser         = "user"
+	localsKey          = "apikey"
+	localsMetricsToken = "metrics_token"
 )
 
 // authenticate is the one authentication middleware in front of every
-// route. It checks the bearer token (HS256 pinned by auth.Keyfunc), then
-// the claims and the user as stored now (auth.Authenticate), and puts the
-// *store.User in the request's locals.
-func (s *Server) authenticate() fiber.Handler {
-	return jwtware.New(jwtware.Config{
-		Filter: func(c *fiber.Ctx) bool {
-			route := c.Method() + " " + c.Path()
-			if publicRoutes[route] {
-				return true
-			}
-			return optionalAuthRoutes[route] && c.Get(fiber.HeaderAuthorization) == ""
-		},
-		// KeyFunc rather than SigningKey: auth.Keyfunc refuses every alg
-		// but HS256 before handing out the key, and the key stays in auth.
-		KeyFunc:    s.auth.Keyfunc,
-		Claims:     &auth.Claims{},
-		ContextKey: localsToken,
-		SuccessHandler: func(c *fiber.Ctx) error {
-			token, _ := c.Locals(localsToken).(*jwt.Token)
-			claims, ok := token.Claims.(*auth.Claims)
-			if !ok {
-				return unauthorized(detailBadCredentials)
-			}
-			u, err := s.auth.Authenticate(claims)
-			if errors.Is(err, auth.ErrInvalidToken) {
-				return unauthorized(detailBadCredentials)
-			}
-			if err != nil {
-				return err
-			}
-			c.Locals(localsUser, u)
-			return c.Next()
-		},
-		ErrorHandler: func(c *fiber.Ctx, err error) error {
-			if errors.Is(err, jwtware.ErrJWTMissingOrMalformed) {
-				return unauthorized(detailNotAuthenticated)
-			}
-			return unauthorized(detailBadCredentials)
-		},
-	})
+// route. A bearer credential is either an access token (a JWT: HS256
+// pinned, claims and the user as stored now checked by auth) or an API
+// key (auth.KeyPrefix…, looked up by hash, its owner read fresh). It puts
+// the *store.User, and the *store.APIKey if one was used, in the
+// request's locals. Routes then check rights with requireAdmin,
+// requireScope or requireSession.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	route := c.Method() + " " + c.Path()
+	if publicRoutes[route] {
+		return c.Next()
+	}
+	header := c.Get(fiber.HeaderAuthorization)
+	if header == "" && optionalAuthRoutes[route] {
+		return c.Next()
+	}
+	token, ok := bearerToken(header)
+	if !ok {
+		reason := reasonNotBearer
+		if header == "" {
+			reason = reasonMissing
+		}
+		s.tel.authFailures.inc(reason)
+		return unauthorized(detailNotAuthenticated)
+	}
+	if route == "GET /metrics" && s.isMetricsToken(token) {
+		c.Locals(localsMetricsToken, true)
+		return c.Next()
+	}
+	var u *store.User
+	var k *store.APIKey
+	var err error
+	if auth.IsAPIKey(token) {
+		u, k, err = s.auth.AuthenticateKey(token)
+	} else {
+		u, _, err = s.auth.ParseAccessToken(token)
+	}
+	var te *auth.TokenError
+	if errors.As(err, &te) {
+		s.tel.authFailures.inc(te.Reason)
+		s.log.Debug("credential refused", "reason", te.Reason, "err", te.Msg)
+		return unauthorized(detailBadCredentials)
+	}
+	if err != nil {
+		return err
+	}
+	c.Locals(localsUser, u)
+	if k != nil {
+		c.Locals(localsKey, k)
+		s.usage.touch(k.ID, s.cfg.Now())
+	}
+	return c.Next()
+}
+
+// bearerToken extracts the credential of an "Authorization: Bearer X"
+// header (scheme case-insensitive, X non-empty).
+func bearerToken(header string) (string, bool) {
+	const scheme = "Bearer "
+	if len(header) <= len(scheme)+1 || !strings.EqualFold(header[:len(scheme)], scheme) {
+		return "", false
+	}
+	token := strings.TrimSpace(header[len(scheme):])
+	return token, token != ""
 }
 
 // currentUser returns the authenticated caller, or nil on public routes.
@@ -87,10 +109,40 @@ func currentUser(c *fiber.Ctx) *store.User {
 	return u
 }
 
-// requireAdmin guards the /admin group.
-func requireAdmin(c *fiber.Ctx) error {
-	if u := currentUser(c); u == nil || u.Role != store.RoleAdmin {
+// currentKey returns the API key the caller authenticated with, or nil
+// for a session (access token) or a public route.
+func currentKey(c *fiber.Ctx) *store.APIKey {
+	k, _ := c.Locals(localsKey).(*store.APIKey)
+	return k
+}
+
+// requireAdmin guards the /admin group: an admin's session, or an API key
+// with the admin scope whose owner is still an admin.
+func (s *Server) requireAdmin(c *fiber.Ctx) error {
+	if !auth.Allows(currentUser(c), currentKey(c), store.ScopeAdmin) {
+		s.tel.authFailures.inc(reasonForbidden)
 		return newError(fiber.StatusForbidden, detailAdminRequired)
+	}
+	return c.Next()
+}
+
+// requireGenerate guards generation routes: every session may generate,
+// an API key only with the generate scope.
+func (s *Server) requireGenerate(c *fiber.Ctx) error {
+	if !auth.Allows(currentUser(c), currentKey(c), store.ScopeGenerate) {
+		s.tel.authFailures.inc(reasonForbidden)
+		return newError(fiber.StatusForbidden, detailScopeRequired)
+	}
+	return c.Next()
+}
+
+// requireSession guards what a program holding an API key must not do:
+// manage API keys, change the password, log out. They need a signed-in
+// user's access token.
+func (s *Server) requireSession(c *fiber.Ctx) error {
+	if currentKey(c) != nil {
+		s.tel.authFailures.inc(reasonForbidden)
+		return newError(fiber.StatusForbidden, detailSessionRequired)
 	}
 	return c.Next()
 }
@@ -104,8 +156,9 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// logRequests writes one structured line per request: method, path (no
-// query string, no body), status, duration, client IP and user.
+// logRequests writes one structured line per request — method, path (no
+// query string, no body), status, duration, client IP, user and API key —
+// and counts the request in the metrics.
 func (s *Server) logRequests(c *fiber.Ctx) error {
 	start := time.Now()
 	err := c.Next()
@@ -116,12 +169,17 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	s.tel.observeRequest(c.Method(), s.routes.label(c.Method(), c.Path()), status, elapsed)
 	attrs := []any{
 		"method", c.Method(), "path", c.Path(), "status", status,
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.IP(),
+		"duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", c.IP(),
 	}
 	if u := currentUser(c); u != nil {
 		attrs = append(attrs, "user", u.Username, "user_id", u.ID)
+	}
+	if k := currentKey(c); k != nil {
+		attrs = append(attrs, "key_id", k.ID)
 	}
 	s.log.Log(c.UserContext(), logLevelFor(status), "request", attrs...)
 	return nil

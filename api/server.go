@@ -62,6 +62,19 @@ type Config struct {
 	// MaxConns caps concurrent connections (0 → 1024).
 	MaxConns int
 
+	// Generation caps what one generation request may ask for.
+	Generation GenerationLimits
+	// UserLimits and AdminLimits are the rate limits of each role (zero
+	// fields: unlimited); admins override them per user.
+	UserLimits, AdminLimits Limits
+	// UsageFlushInterval is how often recorded token usage is written to
+	// the store (0 → 1 s).
+	UsageFlushInterval time.Duration
+	// MetricsToken, if set, is a bearer token that may read /metrics (and
+	// nothing else), for a Prometheus server that holds no account.
+	// Admins may read /metrics either way.
+	MetricsToken string
+
 	// RegisterThrottle limits failed registrations (duplicate names,
 	// forbidden roles) per client IP and per username.
 	RegisterThrottle auth.ThrottleConfig
@@ -106,6 +119,10 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.UsageFlushInterval <= 0 {
+		c.UsageFlushInterval = time.Second
+	}
+	c.Generation = c.Generation.withDefaults()
 	return c
 }
 
@@ -119,6 +136,11 @@ type Server struct {
 	filter    *Filter
 	registers *auth.Throttle
 	gen       atomic.Pointer[generatorBox]
+	loadedAt  atomic.Int64 // Unix time the generator was set
+	tel       *telemetry
+	routes    *routeLabels
+	usage     *usageRecorder
+	requests  *requestLimiter
 }
 
 type generatorBox struct{ Generator }
@@ -141,7 +163,9 @@ func New(cfg Config) (*Server, error) {
 		auth:      cfg.Auth,
 		filter:    filter,
 		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Now),
+		requests:  newRequestLimiter(),
 	}
+	s.tel = newTelemetry(s.generator)
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "gpt2d",
 		ServerHeader:            "",
@@ -159,15 +183,17 @@ func New(cfg Config) (*Server, error) {
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
-	s.routes()
+	s.mount()
+	s.routes = newRouteLabels(s.app)
+	s.usage = newUsageRecorder(cfg.Store, cfg.Logger, cfg.UsageFlushInterval)
 	return s, nil
 }
 
-// routes registers every endpoint. Everything is behind authenticate
+// mount registers every endpoint. Everything is behind authenticate
 // except the routes listed in publicRoutes.
-func (s *Server) routes() {
+func (s *Server) mount() {
 	app := s.app
-	app.Use(s.logRequests, recover.New(), securityHeaders, s.authenticate())
+	app.Use(s.logRequests, recover.New(), securityHeaders, s.authenticate)
 
 	app.Get("/health", s.health)
 	app.Get("/docs", docsPage)
@@ -176,16 +202,28 @@ func (s *Server) routes() {
 	app.Post("/users", s.register)
 	app.Post("/token", s.login)
 	app.Post("/token/refresh", s.refresh)
-	app.Post("/logout", s.logout)
+	app.Post("/logout", s.requireSession, s.logout)
 	app.Get("/users/me", s.me)
-	app.Post("/users/me/password", s.changePassword)
+	app.Post("/users/me/password", s.requireSession, s.changePassword)
+	app.Get("/users/me/usage", s.myUsage)
+	app.Post("/users/me/keys", s.requireSession, s.createKey)
+	app.Get("/users/me/keys", s.requireSession, s.listKeys)
+	app.Delete("/users/me/keys/:key_id", s.requireSession, s.revokeKey)
 
-	app.Post("/generate", s.generate)
+	app.Post("/generate", s.requireGenerate, s.generate)
+	app.Post("/v1/completions", s.requireGenerate, s.completions)
+	app.Get("/v1/models", s.requireGenerate, s.listModels)
+	app.Get("/v1/models/:model", s.requireGenerate, s.getModel)
 
-	admin := app.Group("/admin", requireAdmin)
+	app.Get("/metrics", s.metrics)
+
+	admin := app.Group("/admin", s.requireAdmin)
 	admin.Get("/users", s.listUsers)
 	admin.Patch("/users/:user_id", s.updateUser)
 	admin.Delete("/users/:user_id", s.deleteUser)
+	admin.Get("/users/:user_id/limits", s.userLimits)
+	admin.Put("/users/:user_id/limits", s.setUserLimits)
+	admin.Get("/usage", s.adminUsage)
 	admin.Get("/audit", s.listAudit)
 	admin.Get("/backup", s.backup)
 }
@@ -197,11 +235,24 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// (generations included) to finish, or for ctx to end.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// (generations and streams included) to finish, or for ctx to end; then
+// it writes the usage still pending to the store. Call it before closing
+// the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.usage.close()
+	return err
+}
 
 // SetGenerator makes the model available; /health turns 200.
-func (s *Server) SetGenerator(g Generator) { s.gen.Store(&generatorBox{g}) }
+func (s *Server) SetGenerator(g Generator) {
+	s.loadedAt.Store(s.cfg.Now().Unix())
+	s.gen.Store(&generatorBox{g})
+}
+
+// SetModelLoadTime reports how long loading the model took, for the
+// gpt2d_model_load_seconds metric.
+func (s *Server) SetModelLoadTime(d time.Duration) { s.tel.modelLoad.set(d.Seconds()) }
 
 func (s *Server) generator() Generator {
 	if b := s.gen.Load(); b != nil {

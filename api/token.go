@@ -47,9 +47,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	var te *auth.ThrottledError
 	switch {
 	case errors.As(err, &te):
+		s.tel.authFailures.inc(reasonThrottled)
 		s.audit(c, slog.LevelWarn, "login.throttled", nil, username, nil)
 		return retryLater(fiber.StatusTooManyRequests, "Too many failed login attempts, retry later", te.RetryAfter)
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		s.tel.authFailures.inc(reasonLoginFailed)
 		s.audit(c, slog.LevelWarn, "login.failure", nil, username, nil)
 		return unauthorized(detailLoginFailed)
 	case err != nil:
@@ -101,6 +103,7 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	u, access, next, err := s.auth.Refresh(token)
 	switch {
 	case errors.Is(err, auth.ErrRefreshReuse):
+		s.tel.authFailures.inc(reasonRefreshReuse)
 		s.audit(c, slog.LevelWarn, "token.refresh.reuse", nil, "", map[string]any{"revoked": "token family"})
 		return unauthorized(detailBadCredentials)
 	case errors.Is(err, auth.ErrInvalidToken):

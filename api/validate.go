@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -160,6 +161,110 @@ func (b *body) boolean(name string) (v, ok bool) {
 		return false, false
 	}
 	return v, true
+}
+
+// number reads a number field within [lo, hi] (or (lo, hi] when
+// loExclusive), or def when absent. Like pydantic's lax mode it accepts
+// 0.7 and "0.7".
+func (b *body) number(name string, def, lo, hi float64, loExclusive bool) float64 {
+	raw, ok := b.fields[name]
+	if !ok {
+		return def
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var f float64
+	var err error
+	if err = d.Decode(&v); err == nil {
+		switch v := v.(type) {
+		case json.Number:
+			f, err = v.Float64()
+		case string:
+			f, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		default:
+			err = errors.New("not a number")
+		}
+	}
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		b.fail(name, "float_type", "Input should be a valid number", nil)
+		return def
+	}
+	switch {
+	case loExclusive && f <= lo:
+		b.fail(name, "greater_than", "Input should be greater than "+formatFloat(lo), map[string]any{"gt": lo})
+	case !loExclusive && f < lo:
+		b.fail(name, "greater_than_equal", "Input should be greater than or equal to "+formatFloat(lo), map[string]any{"ge": lo})
+	case f > hi:
+		b.fail(name, "less_than_equal", "Input should be less than or equal to "+formatFloat(hi), map[string]any{"le": hi})
+	}
+	return f
+}
+
+// seed reads an optional unsigned 64-bit integer; nil when absent.
+func (b *body) seed(name string) *uint64 {
+	raw, ok := b.fields[name]
+	if !ok {
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		b.fail(name, "int_type", "Input should be a valid integer", nil)
+		return nil
+	}
+	v, err := strconv.ParseUint(n.String(), 10, 64)
+	if err != nil {
+		switch {
+		case strings.HasPrefix(n.String(), "-"):
+			b.fail(name, "greater_than_equal", "Input should be greater than or equal to 0", map[string]any{"ge": 0})
+		case strings.ContainsAny(n.String(), ".eE"):
+			b.fail(name, "int_type", "Input should be a valid integer", nil)
+		default:
+			b.fail(name, "less_than_equal", "Input should be less than or equal to 18446744073709551615",
+				map[string]any{"le": uint64(math.MaxUint64)})
+		}
+		return nil
+	}
+	return &v
+}
+
+// stringList reads a field that is a string or a list of strings (as
+// OpenAI's stop), of at most maxItems items of 1 to maxBytes bytes each.
+func (b *body) stringList(name string, maxItems, maxBytes int) []string {
+	raw, ok := b.fields[name]
+	if !ok {
+		return nil
+	}
+	var list []string
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		list = []string{one}
+	} else if err := json.Unmarshal(raw, &list); err != nil {
+		b.fail(name, "list_type", "Input should be a valid string or list of strings", nil)
+		return nil
+	}
+	if len(list) > maxItems {
+		b.fail(name, "too_long", fmt.Sprintf("List should have at most %d item%s after validation", maxItems, plural(maxItems)),
+			map[string]any{"max_length": maxItems})
+		return nil
+	}
+	for _, s := range list {
+		if s == "" || len(s) > maxBytes {
+			b.fail(name, "value_error", fmt.Sprintf("Value error, each string must have 1 to %d bytes", maxBytes), nil)
+			return nil
+		}
+	}
+	return list
+}
+
+// dropNulls forgets fields whose value is null, so that they take their
+// defaults: OpenAI clients send null for options they leave unset.
+func (b *body) dropNulls() {
+	for k, v := range b.fields {
+		if string(bytes.TrimSpace(v)) == "null" {
+			delete(b.fields, k)
+		}
+	}
 }
 
 func checkRange(n int64, lo, hi int, fail func(typ, msg string, ctx map[string]any)) int64 {

@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"gpt2d/gpt2"
+	"gpt2d/gpt2/tokenizer"
+	"gpt2d/store"
+)
+
+// tokenizing is implemented by generators that expose their tokenizer, as
+// *gpt2.Engine does. With it the API counts prompt tokens before
+// generating: OpenAI's echo and usage need them, and a stream cut short
+// still has its prompt accounted for.
+type tokenizing interface {
+	Tokenizer() *tokenizer.Tokenizer
+}
+
+// A generation is the engine work behind one HTTP request: one engine
+// request per choice (several for OpenAI's n and prompt arrays), run
+// concurrently — the engine batches them — with their chunks and outcomes
+// merged into one channel.
+//
+// One goroutine at a time consumes a generation: the handler, then the
+// stream writer it hands over to. It must call next until it reports the
+// end, or abort, so that no engine call is left blocked; and then finish,
+// once.
+type generation struct {
+	events  chan genEvent
+	cancel  context.CancelFunc
+	running int
+	choices []choice
+	started time.Time
+}
+
+// choice is the consumer's view of one engine request.
+type choice struct {
+	req          gpt2.Request
+	prompt       int  // index of the prompt it continues
+	chargePrompt bool // the first choice of its prompt: count the prompt's tokens once
+	promptTokens int  // known up front when the prompt was tokenized, else from the result
+	tokens       int  // completion tokens seen in chunks so far
+	res          *gpt2.Result
+	err          error
+	done         bool
+}
+
+// genEvent is a chunk of one choice or, with done, its end; res and err
+// are its outcome.
+type genEvent struct {
+	index int
+	chunk gpt2.Chunk
+	done  bool
+	res   *gpt2.Result
+	err   error
+}
+
+// startGeneration submits every choice to g. Generation runs under its
+// own deadline (Config.GenerateTimeout, queueing included), not under the
+// request's context: fasthttp does not cancel that when the client goes
+// away, and shutdown must let generations finish. With stream, chunks
+// are delivered as events; without, only the ends are.
+func (s *Server) startGeneration(g Generator, choices []choice, stream bool) *generation {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GenerateTimeout)
+	gen := &generation{
+		events:  make(chan genEvent, len(choices)+4),
+		cancel:  cancel,
+		running: len(choices),
+		choices: choices,
+		started: time.Now(),
+	}
+	for i := range choices {
+		req := choices[i].req
+		go func() {
+			var emit func(gpt2.Chunk) error
+			if stream {
+				emit = func(c gpt2.Chunk) error {
+					select {
+					case gen.events <- genEvent{index: i, chunk: c}:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
+			res, err := g.Generate(ctx, req, emit)
+			// The consumer drains every end, so this never blocks for long.
+			gen.events <- genEvent{index: i, done: true, res: res, err: err}
+		}()
+	}
+	return gen
+}
+
+// next returns the next event, or false once every choice has ended.
+func (g *generation) next() (genEvent, bool) {
+	if g.running == 0 {
+		return genEvent{}, false
+	}
+	ev := <-g.events
+	c := &g.choices[ev.index]
+	if ev.done {
+		g.running--
+		c.done, c.res, c.err = true, ev.res, ev.err
+		if ev.res != nil {
+			c.promptTokens = ev.res.PromptTokens
+		}
+	} else {
+		c.tokens += len(ev.chunk.Tokens)
+	}
+	if g.running == 0 {
+		g.cancel() // release the deadline's timer
+	}
+	return ev, true
+}
+
+// wait consumes every remaining event.
+func (g *generation) wait() {
+	for {
+		if _, ok := g.next(); !ok {
+			return
+		}
+	}
+}
+
+// abort cancels every choice still running and waits for them to end:
+// the engine frees their slots at its next step.
+func (g *generation) abort() {
+	g.cancel()
+	g.wait()
+}
+
+// err returns the first choice's error, if any choice failed.
+func (g *generation) err() error {
+	for _, c := range g.choices {
+		if c.err != nil {
+			return c.err
+		}
+	}
+	return nil
+}
+
+// counts is what the generation cost, for usage records and quotas: each
+// prompt's tokens once, and every token generated — also by choices cut
+// short, as far as their chunks tell.
+func (g *generation) counts() store.Counts {
+	n := store.Counts{Requests: 1}
+	for _, c := range g.choices {
+		if c.chargePrompt {
+			n.PromptTokens += int64(c.promptTokens)
+		}
+		if c.res != nil {
+			n.CompletionTokens += int64(c.res.CompletionTokens)
+		} else {
+			n.CompletionTokens += int64(c.tokens)
+		}
+	}
+	return n
+}
+
+// finishReason is the label a choice's end is counted under.
+func (c *choice) finishReason() string {
+	switch {
+	case c.res != nil:
+		return string(c.res.FinishReason)
+	case errors.Is(c.err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(c.err, context.Canceled):
+		return "cancelled"
+	}
+	return "error"
+}
+
+// caller is who asked for a generation, copied out of the request so
+// that it outlives the handler (a stream finishes after it returns).
+type caller struct {
+	user *store.User
+	key  *store.APIKey
+	ip   string
+}
+
+func (c caller) keyID() uint64 {
+	if c.key == nil {
+		return 0
+	}
+	return c.key.ID
+}
+
+// finish records a generation that has ended: usage (per user and key,
+// written to the store in the background), metrics, and an audit event
+// with sizes and outcome, never text. endpoint labels the metrics; detail
+// adds endpoint-specific audit fields.
+func (s *Server) finish(gen *generation, who caller, endpoint string, stream bool, detail map[string]any) {
+	counts := gen.counts()
+	s.usage.record(who.user.ID, who.keyID(), s.cfg.Now(), counts)
+	reasons := make([]string, len(gen.choices))
+	for i := range gen.choices {
+		c := &gen.choices[i]
+		reasons[i] = c.finishReason()
+		s.tel.generations.inc(endpoint, reasons[i])
+		if r := c.res; r != nil && r.CompletionTokens > 0 {
+			s.tel.ttft.observe(r.TimeToFirstToken.Seconds())
+			if decode := r.Duration - r.TimeToFirstToken; r.CompletionTokens > 1 && decode > 0 {
+				s.tel.tokensPerSec.observe(float64(r.CompletionTokens-1) / decode.Seconds())
+			}
+		}
+	}
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["endpoint"] = endpoint
+	detail["stream"] = stream
+	detail["prompt_tokens"] = counts.PromptTokens
+	detail["completion_tokens"] = counts.CompletionTokens
+	detail["duration_ms"] = time.Since(gen.started).Milliseconds()
+	if len(reasons) == 1 {
+		detail["finish_reason"] = reasons[0]
+	} else {
+		detail["finish_reasons"] = reasons
+	}
+	if who.key != nil {
+		detail["key_id"] = who.key.ID
+	}
+	s.auditEvent(who.ip, slog.LevelInfo, "generate", who.user, "", detail)
+}

@@ -1,0 +1,352 @@
+package api
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/store"
+)
+
+// usageRecorder collects token usage and API-key last-use times in memory
+// and writes them to the store in one transaction every interval, so a
+// generation's response never waits for a disk sync of its accounting.
+// Readers that need exact figures (the usage endpoints, the daily token
+// quota) add what is pending, or flush first.
+//
+// A crash loses at most one interval of usage; Close writes what is
+// pending. Its methods are safe for concurrent use.
+type usageRecorder struct {
+	db  *store.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[usageKey]store.Counts
+	touched map[uint64]time.Time // API key id → last use
+
+	flushMu sync.Mutex // one flush at a time, so a flush returns only once earlier data is stored
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+type usageKey struct {
+	user, key uint64
+	day       time.Time // midnight UTC
+}
+
+func newUsageRecorder(db *store.DB, log *slog.Logger, interval time.Duration) *usageRecorder {
+	r := &usageRecorder{db: db, log: log, pending: map[usageKey]store.Counts{}, touched: map[uint64]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go r.loop(interval)
+	return r
+}
+
+func (r *usageRecorder) loop(interval time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.flush()
+		case <-r.stop:
+			r.flush()
+			return
+		}
+	}
+}
+
+// record adds what a request cost to user's (and key's; 0 for a session)
+// usage on the UTC day of at.
+func (r *usageRecorder) record(user, key uint64, at time.Time, c store.Counts) {
+	k := usageKey{user: user, key: key, day: store.Day(at)}
+	r.mu.Lock()
+	sum := r.pending[k]
+	sum.Add(c)
+	r.pending[k] = sum
+	r.mu.Unlock()
+}
+
+// touch notes that an API key was used at t.
+func (r *usageRecorder) touch(key uint64, t time.Time) {
+	r.mu.Lock()
+	if t.After(r.touched[key]) {
+		r.touched[key] = t
+	}
+	r.mu.Unlock()
+}
+
+// pendingTokens returns the tokens of user on the day of t not stored yet.
+func (r *usageRecorder) pendingTokens(user uint64, t time.Time) int64 {
+	day := store.Day(t)
+	var n int64
+	r.mu.Lock()
+	for k, c := range r.pending {
+		if k.user == user && k.day.Equal(day) {
+			n += c.Tokens()
+		}
+	}
+	r.mu.Unlock()
+	return n
+}
+
+// flush writes everything pending. On failure the data goes back into
+// pending, to be retried at the next flush.
+func (r *usageRecorder) flush() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	pending, touched := r.pending, r.touched
+	r.pending, r.touched = map[usageKey]store.Counts{}, map[uint64]time.Time{}
+	r.mu.Unlock()
+	if len(pending) == 0 && len(touched) == 0 {
+		return nil
+	}
+	records := make([]store.Usage, 0, len(pending))
+	for k, c := range pending {
+		records = append(records, store.Usage{Day: k.day, UserID: k.user, KeyID: k.key, Counts: c})
+	}
+	err := r.db.AddUsage(records)
+	if err == nil {
+		err = r.db.TouchAPIKeys(touched)
+		pending = nil // stored; only the key times are retried
+	}
+	if err != nil {
+		r.log.Error("usage: store write failed; will retry", "err", err)
+		r.mu.Lock()
+		for k, c := range pending {
+			sum := r.pending[k]
+			sum.Add(c)
+			r.pending[k] = sum
+		}
+		for id, t := range touched {
+			if t.After(r.touched[id]) {
+				r.touched[id] = t
+			}
+		}
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// close stops the background writer after a last flush.
+func (r *usageRecorder) close() {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+}
+
+// usageTotals is a Counts as the API shows it.
+type usageTotals struct {
+	Requests         int64 `json:"requests"`
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+func showCounts(c store.Counts) usageTotals {
+	return usageTotals{Requests: c.Requests, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, TotalTokens: c.Tokens()}
+}
+
+type usageDay struct {
+	Date string `json:"date"`
+	usageTotals
+}
+
+type usageCredential struct {
+	KeyID  uint64 `json:"key_id"` // 0: sessions (access tokens)
+	Name   string `json:"name,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	usageTotals
+}
+
+type userUsage struct {
+	UserID   uint64            `json:"user_id"`
+	Username string            `json:"username,omitempty"`
+	From     string            `json:"from"`
+	To       string            `json:"to"`
+	Total    usageTotals       `json:"total"`
+	Days     []usageDay        `json:"days"`
+	Keys     []usageCredential `json:"keys"`
+	Limits   *limitsStatus     `json:"limits,omitempty"`
+}
+
+const dateLayout = "2006-01-02"
+
+// usageRange reads the from and to query parameters (YYYY-MM-DD, UTC,
+// inclusive); the default is the last 30 days, today included.
+func (s *Server) usageRange(c *fiber.Ctx) (from, to time.Time, err error) {
+	today := store.Day(s.cfg.Now())
+	parse := func(name string, def time.Time) (time.Time, error) {
+		v := c.Query(name)
+		if v == "" {
+			return def, nil
+		}
+		t, err := time.Parse(dateLayout, v)
+		if err != nil {
+			return time.Time{}, invalid(fieldError{Loc: []any{"query", name}, Type: "date_from_datetime_parsing",
+				Msg: "Input should be a valid date in the format YYYY-MM-DD"})
+		}
+		return t, nil
+	}
+	if to, err = parse("to", today); err != nil {
+		return
+	}
+	if from, err = parse("from", to.AddDate(0, 0, -29)); err != nil {
+		return
+	}
+	if from.After(to) || to.Sub(from) > 366*24*time.Hour {
+		err = invalid(fieldError{Loc: []any{"query", "from"}, Type: "value_error",
+			Msg: "Value error, from must not be after to, and the range at most 366 days"})
+	}
+	return
+}
+
+// summarize folds one user's records into totals per day and per
+// credential. keys names the user's API keys (revoked ones stay as ids).
+func summarize(userID uint64, from, to time.Time, records []store.Usage, keys []store.APIKey) userUsage {
+	out := userUsage{UserID: userID, From: from.Format(dateLayout), To: to.Format(dateLayout), Days: []usageDay{}, Keys: []usageCredential{}}
+	var total store.Counts
+	var days []time.Time
+	perDay := map[time.Time]*store.Counts{}
+	perKey := map[uint64]*store.Counts{}
+	var keyOrder []uint64
+	for _, r := range records {
+		if r.UserID != userID {
+			continue
+		}
+		total.Add(r.Counts)
+		if perDay[r.Day] == nil {
+			perDay[r.Day] = &store.Counts{}
+			days = append(days, r.Day)
+		}
+		perDay[r.Day].Add(r.Counts)
+		if perKey[r.KeyID] == nil {
+			perKey[r.KeyID] = &store.Counts{}
+			keyOrder = append(keyOrder, r.KeyID)
+		}
+		perKey[r.KeyID].Add(r.Counts)
+	}
+	out.Total = showCounts(total)
+	for _, d := range days { // records come in date order
+		out.Days = append(out.Days, usageDay{Date: d.Format(dateLayout), usageTotals: showCounts(*perDay[d])})
+	}
+	names := map[uint64]store.APIKey{}
+	for _, k := range keys {
+		names[k.ID] = k
+	}
+	for _, id := range keyOrder {
+		uc := usageCredential{KeyID: id, usageTotals: showCounts(*perKey[id])}
+		if k, ok := names[id]; ok {
+			uc.Name, uc.Prefix = k.Name, k.Prefix
+		}
+		out.Keys = append(out.Keys, uc)
+	}
+	return out
+}
+
+// myUsage is GET /users/me/usage?from=&to=: the caller's tokens per day
+// and per credential, and their limits with today's consumption.
+func (s *Server) myUsage(c *fiber.Ctx) error {
+	from, to, err := s.usageRange(c)
+	if err != nil {
+		return err
+	}
+	return s.sendUserUsage(c, currentUser(c), from, to)
+}
+
+func (s *Server) sendUserUsage(c *fiber.Ctx, u *store.User, from, to time.Time) error {
+	if err := s.usage.flush(); err != nil {
+		return err
+	}
+	records, err := s.db.UsageOf(u.ID, from, to)
+	if err != nil {
+		return err
+	}
+	keys, err := s.db.APIKeys(u.ID)
+	if err != nil {
+		return err
+	}
+	out := summarize(u.ID, from, to, records, keys)
+	out.Username = u.Username
+	st, err := s.limitsStatus(u)
+	if err != nil {
+		return err
+	}
+	out.Limits = &st
+	return c.JSON(out)
+}
+
+// adminUsage is GET /admin/usage?from=&to=&user_id=: every user's usage
+// (totals per user, and per day over all users), or one user's in the
+// detail of /users/me/usage.
+func (s *Server) adminUsage(c *fiber.Ctx) error {
+	from, to, err := s.usageRange(c)
+	if err != nil {
+		return err
+	}
+	if c.Query("user_id") != "" {
+		id, err := queryInt(c, "user_id", 0, 1, 1<<62)
+		if err != nil {
+			return err
+		}
+		u, err := s.db.UserByID(uint64(id))
+		if err != nil {
+			return userError(err)
+		}
+		return s.sendUserUsage(c, u, from, to)
+	}
+	if err := s.usage.flush(); err != nil {
+		return err
+	}
+	records, err := s.db.AllUsage(from, to)
+	if err != nil {
+		return err
+	}
+	type userTotal struct {
+		UserID   uint64 `json:"user_id"`
+		Username string `json:"username,omitempty"` // empty once the user is deleted
+		usageTotals
+	}
+	out := struct {
+		From  string      `json:"from"`
+		To    string      `json:"to"`
+		Total usageTotals `json:"total"`
+		Days  []usageDay  `json:"days"`
+		Users []userTotal `json:"users"`
+	}{From: from.Format(dateLayout), To: to.Format(dateLayout), Days: []usageDay{}, Users: []userTotal{}}
+	var total store.Counts
+	perDay := map[time.Time]*store.Counts{}
+	var days []time.Time
+	var users []uint64
+	perUser := map[uint64]*store.Counts{}
+	for _, r := range records {
+		total.Add(r.Counts)
+		if perDay[r.Day] == nil {
+			perDay[r.Day] = &store.Counts{}
+			days = append(days, r.Day)
+		}
+		perDay[r.Day].Add(r.Counts)
+		if perUser[r.UserID] == nil {
+			perUser[r.UserID] = &store.Counts{}
+			users = append(users, r.UserID)
+		}
+		perUser[r.UserID].Add(r.Counts)
+	}
+	out.Total = showCounts(total)
+	slices.SortFunc(days, time.Time.Compare) // records come in user order, not date order
+	for _, d := range days {
+		out.Days = append(out.Days, usageDay{Date: d.Format(dateLayout), usageTotals: showCounts(*perDay[d])})
+	}
+	for _, id := range users { // records come in user order
+		ut := userTotal{UserID: id, usageTotals: showCounts(*perUser[id])}
+		if u, err := s.db.UserByID(id); err == nil {
+			ut.Username = u.Username
+		}
+		out.Users = append(out.Users, ut)
+	}
+	return c.JSON(out)
+}
