@@ -116,8 +116,9 @@ const (
 )
 
 // linear computes out (m, l.Out) = x (m, l.In) · Wᵀ + bias, splitting the
-// output columns across the pool. It panics if x or out is too short.
-// It is safe for concurrent use and does not allocate in steady state.
+// output columns across the pool. out must not overlap x. It panics if x
+// or out is too short. It is safe for concurrent use and does not allocate
+// in steady state.
 func (p *Pool) linear(out, x []float32, m int, l *Linear) {
 	if m <= 0 || l.Out <= 0 {
 		return

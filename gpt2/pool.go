@@ -19,8 +19,10 @@ const workerWatch = 50 * time.Microsecond
 // nobody has started: it only waits for chunks already running elsewhere.
 // That makes concurrent callers safe and deadlock-free — they share the
 // workers, and a fn that itself calls For cannot starve — and it balances
-// load when a core is taken by another process. Idle workers park on a
-// channel receive; nothing spins.
+// load when a core is taken by another process. A worker out of work
+// watches for the next job for up to workerWatch, yielding its processor
+// all the while, then parks on a channel receive: nothing spins longer,
+// and an idle pool uses no CPU.
 //
 // For and linear are safe for concurrent use by any number of goroutines
 // and do not allocate in steady state. Close must not race with them.
