@@ -285,7 +285,9 @@ func TestSamplingControlsReachTheEngine(t *testing.T) {
 }
 
 func TestSamplingControlsOutOfRangeAre422(t *testing.T) {
-	ts := start(t, func(c *Config, _ *auth.Config) { c.Generation = GenerationLimits{MaxNewTokens: 64, MaxTemperature: 1.5} })
+	ts := start(t, func(c *Config, _ *auth.Config) {
+		c.Generation = GenerationLimits{MaxNewTokens: 64, MaxTemperature: 1.5}
+	})
 	ts.register("user", "userpassword", "", "")
 	tok := ts.login("user", "userpassword")
 	tests := []struct {
