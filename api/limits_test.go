@@ -28,7 +28,9 @@ func TestRequestsPerMinuteLimit(t *testing.T) {
 	ts := start(t, func(c *Config, _ *auth.Config) { c.UserLimits = Limits{RequestsPerMinute: 2} })
 	ts.register("alice", "alicepassword", "", "")
 	tok := ts.login("alice", "alicepassword")
-	gen := func() response { return ts.postJSON("/generate", tok, map[string]any{"prompt": "hi", "max_new_tokens": 2}) }
+	gen := func() response {
+		return ts.postJSON("/generate", tok, map[string]any{"prompt": "hi", "max_new_tokens": 2})
+	}
 	wantStatus(t, gen(), 200)
 	wantStatus(t, gen(), 200)
 	retry := wantLimited(t, gen(), "requests_per_minute")
