@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,19 @@ type Config struct {
 	TrustedProxies  []string      // --trusted-proxies, GPT2D_TRUSTED_PROXIES (comma-separated)
 	Registration    string        // --registration, GPT2D_REGISTRATION: open | closed
 	BlockedWords    string        // --blocked-words, GPT2D_BLOCKED_WORDS: file, one word per line
+
+	// Generation caps and per-role rate limits (0: unlimited)
+	MaxNewTokens      int           // --max-new-tokens, GPT2D_MAX_NEW_TOKENS
+	MaxChoices        int           // --max-choices, GPT2D_MAX_CHOICES
+	UserRPM           int           // --user-requests-per-minute, GPT2D_USER_REQUESTS_PER_MINUTE
+	UserTokensPerDay  int           // --user-tokens-per-day, GPT2D_USER_TOKENS_PER_DAY
+	AdminRPM          int           // --admin-requests-per-minute, GPT2D_ADMIN_REQUESTS_PER_MINUTE
+	AdminTokensPerDay int           // --admin-tokens-per-day, GPT2D_ADMIN_TOKENS_PER_DAY
+	UsageFlush        time.Duration // --usage-flush, GPT2D_USAGE_FLUSH
+
+	// Metrics
+	MetricsToken     string // GPT2D_METRICS_TOKEN only
+	MetricsTokenFile string // --metrics-token-file, GPT2D_METRICS_TOKEN_FILE
 
 	// Auth
 	JWTSecret     string        // GPT2D_JWT_SECRET only
@@ -132,7 +146,7 @@ func (c *Config) bindAuth(b *binder) {
 
 func (c *Config) bindServe(b *binder) {
 	b.str(&c.Model, "model", "GPT2D_MODEL", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
-	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate")
+	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate and /v1/models")
 	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
 	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
@@ -147,12 +161,21 @@ func (c *Config) bindServe(b *binder) {
 	b.list(&c.TrustedProxies, "trusted-proxies", "GPT2D_TRUSTED_PROXIES", "comma-separated proxy IPs or CIDRs whose proxy header is believed")
 	b.str(&c.Registration, "registration", "GPT2D_REGISTRATION", "open", "open: anyone may register; closed: admins only")
 	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence")`)
+	b.int(&c.MaxNewTokens, "max-new-tokens", "GPT2D_MAX_NEW_TOKENS", 512, "most tokens one generation may ask for")
+	b.int(&c.MaxChoices, "max-choices", "GPT2D_MAX_CHOICES", 8, "most completions one /v1/completions request may ask for (prompts × n)")
+	b.int(&c.UserRPM, "user-requests-per-minute", "GPT2D_USER_REQUESTS_PER_MINUTE", 60, "generation requests per minute of a user (0: unlimited; admins override per user)")
+	b.int(&c.UserTokensPerDay, "user-tokens-per-day", "GPT2D_USER_TOKENS_PER_DAY", 0, "prompt + completion tokens per UTC day of a user (0: unlimited)")
+	b.int(&c.AdminRPM, "admin-requests-per-minute", "GPT2D_ADMIN_REQUESTS_PER_MINUTE", 0, "generation requests per minute of an admin (0: unlimited)")
+	b.int(&c.AdminTokensPerDay, "admin-tokens-per-day", "GPT2D_ADMIN_TOKENS_PER_DAY", 0, "tokens per UTC day of an admin (0: unlimited)")
+	b.dur(&c.UsageFlush, "usage-flush", "GPT2D_USAGE_FLUSH", time.Second, "how often token usage is written to the store")
+	b.str(&c.MetricsTokenFile, "metrics-token-file", "GPT2D_METRICS_TOKEN_FILE", "", "file holding a bearer token that may read /metrics (else GPT2D_METRICS_TOKEN; admins may always)")
 	b.str(&c.JWTSecretFile, "jwt-secret-file", "GPT2D_JWT_SECRET_FILE", "", "file holding the JWT key (≥ 32 bytes); else GPT2D_JWT_SECRET, else a key kept in the store")
 	b.dur(&c.TokenTTL, "token-ttl", "GPT2D_TOKEN_TTL", 30*time.Minute, "access token lifetime")
 	b.dur(&c.RefreshTTL, "refresh-ttl", "GPT2D_REFRESH_TTL", 7*24*time.Hour, "refresh token lifetime")
 	c.JWTSecret = b.getenv("GPT2D_JWT_SECRET")
 	c.AdminUsername = b.getenv("GPT2D_ADMIN_USERNAME")
 	c.AdminPassword = b.getenv("GPT2D_ADMIN_PASSWORD")
+	c.MetricsToken = b.getenv("GPT2D_METRICS_TOKEN")
 }
 
 // validate checks values no flag type can.
@@ -165,7 +188,36 @@ func (c *Config) validate() error {
 	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
 		return errors.New("--proxy-header needs --trusted-proxies: any client could otherwise choose its IP")
 	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"--user-requests-per-minute", c.UserRPM}, {"--user-tokens-per-day", c.UserTokensPerDay},
+		{"--admin-requests-per-minute", c.AdminRPM}, {"--admin-tokens-per-day", c.AdminTokensPerDay},
+		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}} {
+		if v.n < 0 {
+			return fmt.Errorf("%s %d: must not be negative", v.name, v.n)
+		}
+	}
 	return nil
+}
+
+// metricsToken returns the /metrics bearer token: the file's content if
+// --metrics-token-file is set, else GPT2D_METRICS_TOKEN, else none. A
+// token shorter than 16 bytes is refused: it guards the server's load
+// figures and could be guessed.
+func (c *Config) metricsToken() (string, error) {
+	tok := c.MetricsToken
+	if c.MetricsTokenFile != "" {
+		b, err := os.ReadFile(c.MetricsTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("metrics token file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok != "" && len(tok) < 16 {
+		return "", errors.New("metrics token: at least 16 bytes")
+	}
+	return tok, nil
 }
 
 // newLogger returns the JSON logger all subcommands write to w.

@@ -61,8 +61,19 @@ func (l *lines) String() string {
 
 func startServe(t *testing.T, data string, env []string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--model", "../../testdata/gpt2-tiny", "--addr", "127.0.0.1:0", "--data", data}, extra...)
-	cmd := gpt2d(env, args...)
+	return serve(t, gpt2d(env, serveArgs(data, extra...)...))
+}
+
+// serveArgs are the arguments of `gpt2d serve` on the tiny model, a free
+// loopback port and the store data.
+func serveArgs(data string, extra ...string) []string {
+	return append([]string{"serve", "--model", "../../testdata/gpt2-tiny", "--addr", "127.0.0.1:0", "--data", data}, extra...)
+}
+
+// serve starts cmd, a `gpt2d serve`, and waits until it listens and its
+// model is loaded.
+func serve(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -373,6 +384,9 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		{"int env not an int", map[string]string{"GPT2D_SLOTS": "many"}, nil},
 		{"proxy header without trusted proxies", nil, []string{"--proxy-header", "X-Forwarded-For"}},
 		{"secret as a flag", nil, []string{"--jwt-secret", "abc"}},
+		{"negative rate limit", nil, []string{"--user-requests-per-minute", "-1"}},
+		{"negative token quota", map[string]string{"GPT2D_ADMIN_TOKENS_PER_DAY": "-5"}, nil},
+		{"metrics token as a flag", nil, []string{"--metrics-token", "abc"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,5 +394,31 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+func TestLimitsAndMetricsTokenConfig(t *testing.T) {
+	var cfg Config
+	env := map[string]string{"GPT2D_USER_TOKENS_PER_DAY": "5000", "GPT2D_METRICS_TOKEN": "env-token-0123456789"}
+	b := newBinder("serve", func(k string) string { return env[k] }, io.Discard)
+	cfg.bindServe(b)
+	if err := b.parse([]string{"--admin-requests-per-minute", "600", "--max-new-tokens", "256"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UserRPM != 60 || cfg.UserTokensPerDay != 5000 || cfg.AdminRPM != 600 || cfg.AdminTokensPerDay != 0 || cfg.MaxNewTokens != 256 || cfg.MaxChoices != 8 {
+		t.Fatalf("limits %+v", cfg)
+	}
+	if tok, err := cfg.metricsToken(); err != nil || tok != "env-token-0123456789" {
+		t.Fatalf("metrics token from env: %q %v", tok, err)
+	}
+	file := filepath.Join(t.TempDir(), "metrics-token")
+	os.WriteFile(file, []byte("file-token-0123456789\n"), 0o600)
+	cfg.MetricsTokenFile = file
+	if tok, err := cfg.metricsToken(); err != nil || tok != "file-token-0123456789" {
+		t.Fatalf("metrics token from file: %q %v", tok, err)
+	}
+	os.WriteFile(file, []byte("short"), 0o600)
+	if _, err := cfg.metricsToken(); err == nil {
+		t.Fatal("short metrics token accepted")
 	}
 }

@@ -58,6 +58,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	metricsToken, err := cfg.metricsToken()
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Config{
 		Store:              db,
 		Auth:               svc,
@@ -72,6 +76,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		GenerateTimeout:    cfg.GenerateTimeout,
 		ProxyHeader:        cfg.ProxyHeader,
 		TrustedProxies:     cfg.TrustedProxies,
+		Generation:         api.GenerationLimits{MaxNewTokens: cfg.MaxNewTokens, MaxChoices: cfg.MaxChoices},
+		UserLimits:         api.Limits{RequestsPerMinute: int64(cfg.UserRPM), TokensPerDay: int64(cfg.UserTokensPerDay)},
+		AdminLimits:        api.Limits{RequestsPerMinute: int64(cfg.AdminRPM), TokensPerDay: int64(cfg.AdminTokensPerDay)},
+		UsageFlushInterval: cfg.UsageFlush,
+		MetricsToken:       metricsToken,
 	})
 	if err != nil {
 		return err
@@ -86,17 +95,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "registration", cfg.Registration)
 
 	type loaded struct {
-		m   *gpt2.Model
-		err error
+		m    *gpt2.Model
+		took time.Duration
+		err  error
 	}
 	loading := make(chan loaded, 1)
 	go func() {
 		start := time.Now()
 		m, err := gpt2.LoadWithOptions(cfg.Model, gpt2.Options{Threads: cfg.Threads})
+		took := time.Since(start)
 		if err == nil {
-			log.Info("model loaded", "path", cfg.Model, "name", m.Name, "seconds", time.Since(start).Seconds())
+			log.Info("model loaded", "path", cfg.Model, "name", m.Name, "seconds", took.Seconds())
 		}
-		loading <- loaded{m, err}
+		loading <- loaded{m, took, err}
 	}()
 
 	var model *gpt2.Model
@@ -112,6 +123,7 @@ wait:
 			}
 			model = l.m
 			engine = gpt2.NewEngine(model, gpt2.EngineConfig{Slots: cfg.Slots, QueueSize: cfg.QueueSize})
+			srv.SetModelLoadTime(l.took)
 			srv.SetGenerator(engine)
 		case err := <-served:
 			runErr = fmt.Errorf("serve: %w", err)
