@@ -8,7 +8,7 @@ package gpt2
 type kernels struct {
 	name string
 
-	// dot4 is the small-M kernel: four weight rows against m ≤ 4 input
+	// dot4 is the small-M kernel: four weight rows against m ≤ dotM input
 	// rows, each output a dot product over k.
 	//   out[r*ldo+o] = bias[o] + Σ_i x[r*ldx+i]·w[o*ldw+i]   (o < 4, r < m)
 	// bias is nil or has 4 elements.
@@ -20,7 +20,7 @@ type kernels struct {
 	dot4BF16 func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	dot4F16  func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	dot4I8   func(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32)
-	// dotM is the largest m the dot4 kernels take.
+	// dotM is the largest m the dot4 kernels take, at most 4.
 	dotM int
 
 	// rows1 is the decode kernel, for one input row: out[o-o0] = x·W[o] +

@@ -8,8 +8,10 @@ import (
 )
 
 // workerWatch is how long an idle worker polls for the next job before it
-// parks; see (*Pool).watch.
-const workerWatch = 50 * time.Microsecond
+// parks; see (*Pool).watch. It outlasts the serial work between the pool
+// calls of one decode step (layer norm, residuals, a short attention), so
+// workers stay awake through a forward pass and park between passes.
+const workerWatch = 200 * time.Microsecond
 
 // Pool is a fixed set of worker goroutines that split loops across cores.
 //
@@ -27,9 +29,10 @@ const workerWatch = 50 * time.Microsecond
 // For and linear are safe for concurrent use by any number of goroutines
 // and do not allocate in steady state. Close must not race with them.
 type Pool struct {
-	n    int
-	kern *kernels  // SIMD kernels for this CPU, or the pure-Go ones
-	free chan *job // finished jobs, kept for reuse so calls don't allocate
+	n        int
+	kern     *kernels      // SIMD kernels for this CPU, or the pure-Go ones
+	watchFor time.Duration // how long workers and callers poll before parking
+	free     chan *job     // finished jobs, kept for reuse so calls don't allocate
 
 	posts atomic.Uint32 // jobs posted so far, for watching workers
 
@@ -46,11 +49,12 @@ func NewPool(n int) *Pool {
 		n = runtime.GOMAXPROCS(0)
 	}
 	p := &Pool{
-		n:      n,
-		kern:   bestKernels(),
-		free:   make(chan *job, 8),
-		active: make([]*job, 0, 8),
-		idle:   make([]chan struct{}, 0, n),
+		n:        n,
+		kern:     bestKernels(),
+		watchFor: workerWatch,
+		free:     make(chan *job, 8),
+		active:   make([]*job, 0, 8),
+		idle:     make([]chan struct{}, 0, n),
 	}
 	for i := 1; i < n; i++ {
 		go p.worker(make(chan struct{}, 1))
@@ -107,11 +111,13 @@ func (p *Pool) worker(wake chan struct{}) {
 }
 
 // watch polls for a job posted after the count seen, for at most
-// workerWatch, and reports whether one was. Waking a parked worker costs
-// the caller tens of microseconds (a futex wake, on a VM an IPI through
-// the hypervisor), longer than many decode-sized linear calls take, so a
-// worker that just finished stays awake briefly for the next call of the
-// same forward pass; between passes it parks.
+// p.watchFor (workerWatch), and reports whether one was. A parked worker
+// starts late: the caller's wake readies it on the caller's own P, where
+// it waits until an idle P's thread is woken (a futex wake; on a VM an IPI
+// through the hypervisor) and takes it — about 100 µs here, longer than
+// many decode-sized linear calls take. So a worker that just finished
+// stays awake for the next call of the same forward pass, and parks
+// between passes.
 //
 // Polling yields the processor each round (runtime.Gosched): a goroutine
 // this worker readied — a caller it just finished a job for — runs at
@@ -122,7 +128,7 @@ func (p *Pool) watch(seen uint32) bool {
 		if p.posts.Load() != seen {
 			return true
 		}
-		if i%16 == 0 && time.Since(start) > workerWatch {
+		if i%16 == 0 && time.Since(start) > p.watchFor {
 			return false
 		}
 		runtime.Gosched()
@@ -141,7 +147,7 @@ func (j *job) await() {
 			return
 		default:
 		}
-		if i%16 == 0 && time.Since(start) > workerWatch {
+		if i%16 == 0 && time.Since(start) > j.p.watchFor {
 			<-j.done
 			return
 		}
