@@ -29,15 +29,22 @@ func (v *visits) check(t *testing.T, what string) {
 	}
 }
 
+// watchTimes are the worker watch times the pool tests run with: parking
+// at once exercises waking, the default mostly the watch.
+var watchTimes = []time.Duration{0, workerWatch}
+
 func TestForVisitsEveryIndexOnce(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 8} {
-		p := NewPool(n)
-		for _, total := range []int{0, 1, 2, 3, 7, 8, 9, 100, 1001} {
-			v := &visits{n: make([]atomic.Int32, total)}
-			p.For(total, v.fn)
-			v.check(t, "For")
+	for _, w := range watchTimes {
+		for _, n := range []int{1, 2, 3, 8} {
+			p := NewPool(n)
+			p.watchFor = w
+			for _, total := range []int{0, 1, 2, 3, 7, 8, 9, 100, 1001} {
+				v := &visits{n: make([]atomic.Int32, total)}
+				p.For(total, v.fn)
+				v.check(t, "For")
+			}
+			p.Close()
 		}
-		p.Close()
 	}
 }
 
@@ -57,21 +64,24 @@ func TestForSplitsIntoAtMostSizeChunks(t *testing.T) {
 }
 
 func TestForConcurrentCallers(t *testing.T) {
-	p := NewPool(2)
-	defer p.Close()
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				v := &visits{n: make([]atomic.Int32, 1+(g*37+i)%97)}
-				p.For(len(v.n), v.fn)
-				v.check(t, "concurrent For")
-			}
-		}()
+	for _, w := range watchTimes {
+		p := NewPool(2)
+		p.watchFor = w
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 200; i++ {
+					v := &visits{n: make([]atomic.Int32, 1+(g*37+i)%97)}
+					p.For(len(v.n), v.fn)
+					v.check(t, "concurrent For")
+				}
+			}()
+		}
+		wg.Wait()
+		p.Close()
 	}
-	wg.Wait()
 }
 
 // A chunk that calls For again must not deadlock even when every worker is
@@ -79,6 +89,7 @@ func TestForConcurrentCallers(t *testing.T) {
 // that nobody has started.
 func TestForNested(t *testing.T) {
 	p := NewPool(2)
+	p.watchFor = 0
 	defer p.Close()
 	var total atomic.Int64
 	done := make(chan struct{})
