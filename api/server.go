@@ -1,11 +1,15 @@
 // Package api is gpt2d's HTTP interface: a Fiber app that speaks the
 // original FastAPI service's contract (paths, status codes, bodies) and
-// adds what that service lacked — deny-by-default authentication, admin
-// controls, throttling, limits and an audit trail.
+// adds what that service lacked — deny-by-default authentication, API
+// keys, admin controls, throttling, per-user rate limits and usage
+// accounting, request limits, an audit trail — and what users of LLM
+// servers expect: token streaming, an OpenAI-compatible API under /v1 and
+// Prometheus metrics.
 //
 // Handlers translate HTTP into calls on auth, store and a Generator and
 // know nothing of tensors. Validation and error bodies live in
-// validate.go and errors.go.
+// validate.go and errors.go; generation.go runs the engine requests
+// behind one HTTP request, stream.go writes event streams.
 package api
 
 import (

@@ -334,3 +334,33 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestShutdownLetsStreamsFinish(t *testing.T) {
+	ts := start(t)
+	ts.register("user", "userpassword", "", "")
+	tok := ts.login("user", "userpassword")
+	ts.srv.SetGenerator(newPaced(20*time.Millisecond, 20))
+	resp := ts.openStream("/generate", tok, map[string]any{"prompt": "drain", "stream": true}, nil)
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.ReadString('\n'); err != nil { // the stream is running
+		t.Fatal(err)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shut <- ts.srv.Shutdown(ctx)
+	}()
+	events := readEvents(t, rd)
+	if len(events) == 0 || events[len(events)-1].name != "done" {
+		t.Fatalf("stream cut by shutdown: %+v", events)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	// Its usage was stored before Shutdown returned.
+	if n, _ := ts.db.DayTokens(1, ts.clock.Now()); n != 21 {
+		t.Fatalf("stored tokens %d, want 21", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -31,6 +32,7 @@ type usageRecorder struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	closed  atomic.Bool
 }
 
 type usageKey struct {
@@ -69,6 +71,11 @@ func (r *usageRecorder) record(user, key uint64, at time.Time, c store.Counts) {
 	sum.Add(c)
 	r.pending[k] = sum
 	r.mu.Unlock()
+	if r.closed.Load() {
+		// A generation that outlived the shutdown deadline: no background
+		// writer is left to store it.
+		r.flush()
+	}
 }
 
 // touch notes that an API key was used at t.
@@ -133,9 +140,13 @@ func (r *usageRecorder) flush() error {
 	return err
 }
 
-// close stops the background writer after a last flush.
+// close stops the background writer after a last flush; later records
+// are written at once.
 func (r *usageRecorder) close() {
-	r.once.Do(func() { close(r.stop) })
+	r.once.Do(func() {
+		r.closed.Store(true)
+		close(r.stop)
+	})
 	<-r.done
 }
 
