@@ -5,7 +5,9 @@ import (
 	"strings"
 	"time"
 
+	jwtware "github.com/gofiber/contrib/jwt"
 	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
 
 	"gpt2d/auth"
 	"gpt2d/store"
@@ -33,6 +35,7 @@ var optionalAuthRoutes = map[string]bool{
 }
 
 const (
+	localsToken        = "jwt"
 	localsUser         = "user"
 	localsKey          = "apikey"
 	localsMetricsToken = "metrics_token"
@@ -67,29 +70,71 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		c.Locals(localsMetricsToken, true)
 		return c.Next()
 	}
-	var u *store.User
-	var k *store.APIKey
-	var err error
-	if auth.IsAPIKey(token) {
-		u, k, err = s.auth.AuthenticateKey(token)
-	} else {
-		u, _, err = s.auth.ParseAccessToken(token)
+	if !auth.IsAPIKey(token) {
+		return s.jwt(c)
 	}
+	u, k, err := s.auth.AuthenticateKey(token)
+	if err != nil {
+		return s.refuse(err)
+	}
+	c.Locals(localsUser, u)
+	c.Locals(localsKey, k)
+	s.usage.touch(k.ID, s.cfg.Now())
+	return c.Next()
+}
+
+// refuse turns a credential check's failure into 401 "Could not validate
+// credentials", counting it by reason; other errors pass through.
+func (s *Server) refuse(err error) error {
 	var te *auth.TokenError
 	if errors.As(err, &te) {
 		s.tel.authFailures.inc(te.Reason)
 		s.log.Debug("credential refused", "reason", te.Reason, "err", te.Msg)
 		return unauthorized(detailBadCredentials)
 	}
-	if err != nil {
-		return err
-	}
-	c.Locals(localsUser, u)
-	if k != nil {
-		c.Locals(localsKey, k)
-		s.usage.touch(k.ID, s.cfg.Now())
-	}
-	return c.Next()
+	return err
+}
+
+// newJWTMiddleware verifies access tokens with gofiber/contrib/jwt
+// (golang-jwt v5 underneath). KeyFunc rather than SigningKey:
+// auth.Keyfunc refuses every algorithm but HS256 before handing out the
+// key, since the middleware checks the algorithm only when told to; and
+// because golang-jwt treats exp as optional, the success handler runs
+// auth.Authenticate, which requires exp, iss, aud, iat and jti and reads
+// the user as stored now.
+func (s *Server) newJWTMiddleware() fiber.Handler {
+	return jwtware.New(jwtware.Config{
+		KeyFunc:    s.auth.Keyfunc,
+		Claims:     &auth.Claims{},
+		ContextKey: localsToken,
+		SuccessHandler: func(c *fiber.Ctx) error {
+			token, _ := c.Locals(localsToken).(*jwt.Token)
+			claims, ok := token.Claims.(*auth.Claims)
+			if !ok || token.Method == nil || token.Method.Alg() != auth.Alg {
+				s.tel.authFailures.inc(auth.ReasonSignature)
+				return unauthorized(detailBadCredentials)
+			}
+			u, err := s.auth.Authenticate(claims)
+			if err != nil {
+				return s.refuse(err)
+			}
+			c.Locals(localsUser, u)
+			return c.Next()
+		},
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			reason := auth.ReasonClaims
+			switch {
+			case errors.Is(err, jwtware.ErrJWTMissingOrMalformed), errors.Is(err, jwt.ErrTokenMalformed):
+				reason = auth.ReasonMalformed
+			case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+				reason = auth.ReasonSignature
+			case errors.Is(err, jwt.ErrTokenExpired):
+				reason = auth.ReasonExpired
+			}
+			s.tel.authFailures.inc(reason)
+			return unauthorized(detailBadCredentials)
+		},
+	})
 }
 
 // bearerToken extracts the credential of an "Authorization: Bearer X"

@@ -145,6 +145,7 @@ type Server struct {
 	routes    *routeLabels
 	usage     *usageRecorder
 	requests  *requestLimiter
+	jwt       fiber.Handler // contrib/jwt verifying access tokens
 }
 
 type generatorBox struct{ Generator }
@@ -170,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		requests:  newRequestLimiter(),
 	}
 	s.tel = newTelemetry(s.generator)
+	s.jwt = s.newJWTMiddleware()
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "gpt2d",
 		ServerHeader:            "",
