@@ -73,6 +73,9 @@ func (s *sampler) next(logits []float32) int {
 			sum += p
 		}
 	}
+	if !(sum > 0) || math.IsInf(sum, 0) {
+		return argmax(logits) // non-finite logits cannot be sampled
+	}
 	u := s.rng.Float64() * sum
 	for j := range idx {
 		u -= prob[j]
@@ -94,21 +97,27 @@ func (s *sampler) nucleus(idx []int32, prob []float64, sum float64) int {
 	}
 	need := s.topP * sum
 	n := len(idx)
-	for t := mx * 1e-2; ; t *= 1e-2 {
-		// Partition tokens with prob >= t to the front.
+	if !(need > 0) || math.IsInf(need, 0) || !(mx > 0) {
+		return n // non-finite logits: keep every candidate
+	}
+	// Each round lowers the threshold a hundredfold; after 8 rounds
+	// (1e-16 of the top probability) every candidate is taken.
+	t := mx * 1e-2
+	for round := 0; ; round++ {
 		k, mass := 0, 0.0
 		for j := 0; j < len(idx); j++ {
-			if prob[j] >= t || t < 1e-300 {
+			if prob[j] >= t || round == 8 {
 				idx[k], idx[j] = idx[j], idx[k]
 				prob[k], prob[j] = prob[j], prob[k]
 				mass += prob[k]
 				k++
 			}
 		}
-		if mass >= need || k == len(idx) {
+		if mass >= need || k == len(idx) || round == 8 {
 			n = k
 			break
 		}
+		t *= 1e-2
 	}
 	sortByProb(idx[:n], prob[:n])
 	var cum float64
