@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -153,8 +155,9 @@ type completionChoice struct {
 	FinishReason *string             `json:"finish_reason"`
 }
 
-// completionLogprobs is OpenAI's legacy logprobs object. Prompt tokens
-// (with echo) have null logprobs: the engine does not score prompts.
+// completionLogprobs is OpenAI's legacy logprobs object. With echo, the
+// prompt's tokens are scored too; the first has null logprobs, as
+// nothing precedes it.
 type completionLogprobs struct {
 	Tokens        []string             `json:"tokens"`
 	TokenLogprobs []*float64           `json:"token_logprobs"`
@@ -202,10 +205,16 @@ func (lb *logprobBuilder) advance(lp *completionLogprobs, tokenText string) {
 	lb.offset += utf8.RuneCountInString(tokenText)
 }
 
-// prompt returns the entries of the prompt's tokens, with null logprobs.
-func (lb *logprobBuilder) prompt(ids []int) *completionLogprobs {
+// prompt returns the entries of the prompt's tokens: scored where
+// scores (parallel to ids, may be nil) has a finite logprob, null
+// otherwise.
+func (lb *logprobBuilder) prompt(ids []int, scores []gpt2.TokenLogprob) *completionLogprobs {
 	lp := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []*float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
-	for _, id := range ids {
+	for i, id := range ids {
+		if i < len(scores) && !math.IsNaN(scores[i].Logprob) {
+			lp = lb.add(lp, scores[i:i+1])
+			continue
+		}
 		t := lb.tokenString(id, "")
 		lp.Tokens = append(lp.Tokens, t)
 		lp.TokenLogprobs = append(lp.TokenLogprobs, nil)
@@ -213,6 +222,12 @@ func (lb *logprobBuilder) prompt(ids []int) *completionLogprobs {
 		lb.advance(lp, t)
 	}
 	return lp
+}
+
+// promptScorer is an engine that can score a prompt's tokens (echo with
+// logprobs).
+type promptScorer interface {
+	PromptLogprobs(ctx context.Context, ids []int, top int) ([]gpt2.TokenLogprob, error)
 }
 
 // add appends the entries of generated tokens to lp (nil: a new one).
@@ -235,6 +250,16 @@ func (lb *logprobBuilder) add(lp *completionLogprobs, tokens []gpt2.TokenLogprob
 		lb.advance(lp, s)
 	}
 	return lp
+}
+
+// choicesPromptIDs returns the token ids of prompt p.
+func choicesPromptIDs(choices []choice, p int) []int {
+	for _, ch := range choices {
+		if ch.prompt == p {
+			return ch.req.PromptIDs
+		}
+	}
+	return nil
 }
 
 // completions is POST /v1/completions.
@@ -297,6 +322,21 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if err := s.admit(who); err != nil {
 		return err
 	}
+	// Echo with logprobs scores each prompt once, before generating.
+	scores := make([][]gpt2.TokenLogprob, len(r.prompts))
+	if ps, ok := g.(promptScorer); ok && r.echo && r.logprobs > 0 {
+		for p := range r.prompts {
+			ids := choicesPromptIDs(choices, p)
+			if len(ids) == 0 {
+				continue
+			}
+			sc, err := ps.PromptLogprobs(c.UserContext(), ids, r.logprobs)
+			if err != nil {
+				return s.generateError(err, "prompt")
+			}
+			scores[p] = sc
+		}
+	}
 	detail := map[string]any{"prompts": len(r.prompts), "n": r.n, "max_tokens": r.maxTokens}
 	gen := s.startGeneration(g, choices, r.stream)
 	resp := completionResponse{ID: newCompletionID(), Object: "text_completion", Created: s.cfg.Now().Unix(), Model: name}
@@ -311,7 +351,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 		}
 		var lp *completionLogprobs
 		if r.logprobs > 0 {
-			lp = builders[i].prompt(choices[i].req.PromptIDs)
+			lp = builders[i].prompt(choices[i].req.PromptIDs, scores[choices[i].prompt])
 		}
 		return texts[choices[i].prompt], lp
 	}

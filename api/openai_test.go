@@ -83,9 +83,9 @@ func TestCompletions(t *testing.T) {
 	}
 	for i := range lp.Tokens {
 		switch {
-		case i < prompt && (lp.TokenLogprobs[i] != nil || lp.TopLogprobs[i] != nil):
-			t.Fatalf("prompt token %d has logprobs", i)
-		case i >= prompt && (lp.TokenLogprobs[i] == nil || *lp.TokenLogprobs[i] > 0 || len(lp.TopLogprobs[i]) == 0 || len(lp.TopLogprobs[i]) > 3):
+		case i == 0 && (lp.TokenLogprobs[i] != nil || lp.TopLogprobs[i] != nil):
+			t.Fatalf("the first prompt token has logprobs: nothing precedes it")
+		case i > 0 && (lp.TokenLogprobs[i] == nil || *lp.TokenLogprobs[i] > 0 || len(lp.TopLogprobs[i]) == 0 || len(lp.TopLogprobs[i]) > 3):
 			t.Fatalf("token %d: %v %v", i, lp.TokenLogprobs[i], lp.TopLogprobs[i])
 		case i > 0 && lp.TextOffset[i] < lp.TextOffset[i-1]:
 			t.Fatalf("offsets go back: %v", lp.TextOffset)

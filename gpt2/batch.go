@@ -2,6 +2,7 @@ package gpt2
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +83,7 @@ type Engine struct {
 	done  chan struct{}
 
 	closeOnce sync.Once
-	closing   atomic.Bool
-	inflight  sync.WaitGroup
+	inflight  inflight
 
 	active, queued                  atomic.Int64
 	promptToks, genToks, steps, fin atomic.Int64
@@ -127,16 +127,15 @@ func (e *Engine) Stats() Stats {
 }
 
 func (e *Engine) submit(j *genJob) error {
-	if e.closing.Load() {
+	if !e.inflight.acquire() {
 		return ErrClosed
 	}
-	e.inflight.Add(1)
 	select {
 	case e.queue <- j:
 		e.queued.Add(1)
 		return nil
 	default:
-		e.inflight.Done()
+		e.inflight.release()
 		return ErrQueueFull
 	}
 }
@@ -148,9 +147,7 @@ func (e *Engine) Close() { e.Shutdown(context.Background()) }
 // Shutdown is Close with a deadline: when ctx ends first, requests still
 // running are cancelled (they end with context.Canceled).
 func (e *Engine) Shutdown(ctx context.Context) error {
-	e.closing.Store(true)
-	drained := make(chan struct{})
-	go func() { e.inflight.Wait(); close(drained) }()
+	drained := e.inflight.close()
 	var err error
 	select {
 	case <-drained:
@@ -395,7 +392,7 @@ func (e *Engine) release(s *seq, res *Result, err error) {
 func (e *Engine) complete(j *genJob, res *Result, err error) {
 	j.finish(res, err)
 	e.fin.Add(1)
-	e.inflight.Done()
+	e.inflight.release()
 }
 
 // failAll ends every running and queued job with ErrClosed.
@@ -422,4 +419,69 @@ func (m *Model) Params() int64 {
 	C, F := int64(c.NEmbd), int64(c.Inner())
 	perLayer := 4*C + (3*C*C + 3*C) + (C*C + C) + (F*C + F) + (C*F + C)
 	return int64(c.VocabSize)*C + int64(c.NPositions)*C + int64(c.NLayer)*perLayer + 2*C
+}
+
+// PromptLogprobs scores a prompt's tokens (see Model.PromptLogprobs),
+// outside the batch scheduler. It fails with ErrClosed once the engine is
+// shutting down.
+func (e *Engine) PromptLogprobs(ctx context.Context, ids []int, top int) ([]TokenLogprob, error) {
+	if top < 0 || top > MaxLogprobs {
+		return nil, &ParamError{Param: "logprobs", Msg: fmt.Sprintf("must be between 0 and %d", MaxLogprobs)}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !e.inflight.acquire() {
+		return nil, ErrClosed
+	}
+	defer e.inflight.release()
+	return e.m.PromptLogprobs(ids, top)
+}
+
+// inflight counts the requests an Engine has accepted and not finished,
+// and refuses new ones once closed. (A WaitGroup would let an Add race
+// with the shutdown's Wait.)
+type inflight struct {
+	mu      sync.Mutex
+	n       int
+	closed  bool
+	drained chan struct{} // made by close, closed when n reaches 0
+}
+
+func (f *inflight) acquire() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.drained != nil {
+		close(f.drained)
+		f.drained = nil
+	}
+}
+
+// close refuses further requests and returns a channel closed once the
+// accepted ones have finished.
+func (f *inflight) close() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	switch {
+	case f.closed && f.drained != nil:
+		return f.drained
+	case f.n == 0:
+		close(ch)
+	default:
+		f.drained = ch
+	}
+	f.closed = true
+	return ch
 }

@@ -3,6 +3,7 @@ package gpt2
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -310,4 +311,28 @@ func TestEOSStopsGeneration(t *testing.T) {
 		t.Errorf("EOS: %+v", res)
 	}
 	_ = e
+}
+
+func TestPromptLogprobsMatchReference(t *testing.T) {
+	_, e := newTinyEngine(t, EngineConfig{})
+	for _, p := range loadReference(t).Prompts {
+		lps, err := e.PromptLogprobs(t.Context(), p.IDs, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lps) != len(p.IDs) || len(lps[0].Top) != 0 {
+			t.Fatalf("%s: %d entries, first has %d alternatives", p.Name, len(lps), len(lps[0].Top))
+		}
+		for pos := 1; pos < len(p.IDs); pos++ {
+			for k, alt := range lps[pos].Top {
+				want := p.Top5Logits[pos-1][k] - p.Logsumexp[pos-1]
+				if alt.ID != p.Top5IDs[pos-1][k] || math.Abs(alt.Logprob-want) > 1e-4 {
+					t.Fatalf("%s pos %d alt %d: %d %.6f, want %d %.6f", p.Name, pos, k, alt.ID, alt.Logprob, p.Top5IDs[pos-1][k], want)
+				}
+			}
+			if lps[pos].ID != p.IDs[pos] || lps[pos].Logprob > lps[pos].Top[0].Logprob+1e-9 {
+				t.Errorf("%s pos %d: token %d logprob %.4f above the top alternative", p.Name, pos, lps[pos].ID, lps[pos].Logprob)
+			}
+		}
+	}
 }

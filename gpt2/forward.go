@@ -448,3 +448,47 @@ func residualAdd(x, y []float32) {
 		x[i] += v
 	}
 }
+
+// PromptLogprobs scores a prompt: entry i is the log-probability of ids[i]
+// given ids[:i] with the top most likely alternatives at that position;
+// entry 0 has none (Logprob NaN, no Top), as nothing precedes it. It runs
+// its own forward passes (64 tokens at a time) beside the engine's steps,
+// sharing the worker pool.
+func (m *Model) PromptLogprobs(ids []int, top int) ([]TokenLogprob, error) {
+	if len(ids) == 0 {
+		return nil, ErrEmptyPrompt
+	}
+	if len(ids) > m.Config.NPositions {
+		return nil, &ContextLengthError{PromptTokens: len(ids), Limit: m.Config.NPositions}
+	}
+	for _, id := range ids {
+		if id < 0 || id >= m.Config.VocabSize {
+			return nil, &ParamError{Param: "prompt", Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
+		}
+	}
+	const chunk = 64
+	V := m.Config.VocabSize
+	a := m.newActivations(chunk, chunk)
+	cache := m.NewKVCache()
+	out := make([]TokenLogprob, len(ids))
+	out[0] = TokenLogprob{ID: ids[0], Text: m.Tokenizer.TokenText(ids[0]), Logprob: math.NaN()}
+	for start := 0; start < len(ids)-1; start += chunk {
+		end := min(start+chunk, len(ids)-1) // the last token predicts nothing we score
+		st := []step{{cache: cache, tokens: ids[start:end], allLogits: true}}
+		if err := m.forward(a, st); err != nil {
+			return nil, err
+		}
+		for r := 0; r < end-start; r++ {
+			pos := start + r + 1
+			alts := make([]TopLogprob, top)
+			lp := logSoftmax(st[0].logits[r*V:(r+1)*V], ids[pos], alts)
+			for k := range alts {
+				if alts[k].ID >= 0 {
+					alts[k].Text = m.Tokenizer.TokenText(alts[k].ID)
+				}
+			}
+			out[pos] = TokenLogprob{ID: ids[pos], Text: m.Tokenizer.TokenText(ids[pos]), Logprob: lp, Top: alts}
+		}
+	}
+	return out, nil
+}
