@@ -110,7 +110,15 @@ func avx512Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int,
 	tile12x32AVX512(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
 }
 
+// avx512Rows1 streams float32 and bf16 rows with the AVX2 kernel: on Zen 4
+// its 32-byte loads keep a single memory stream 7–10% closer to the
+// bandwidth bound than 64-byte ones (interleaved A/B, 768×3072 layers);
+// the widening work of int8 favours 16 lanes, and f16 is even.
 func avx512Rows1(out, x []float32, l *Linear, o0, o1 int) {
+	if hasAVX2 && (l.Type == WeightF32 || l.Type == WeightBF16) {
+		avx2Rows1(out, x, l, o0, o1)
+		return
+	}
 	rows, k := o1-o0, l.In
 	if rows <= 0 || k <= 0 {
 		return

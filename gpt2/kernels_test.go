@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 // randLinear returns an in→out layer of the given weight type with weights
@@ -336,19 +338,79 @@ func benchLinears(in, out int, typ WeightType, cold bool) []*Linear {
 	return ls
 }
 
+// runLinearBench times f over the layers ls in turn. With more than one
+// layer (weights streamed from memory) it also reports %bw: the weight
+// read rate as a percentage of the best rate plain reads of the same
+// memory reach just before and just after (streamRate), which holds up on
+// a shared, noisy machine better than two separate benchmarks do.
 func runLinearBench(b *testing.B, ls []*Linear, m int, f func(out, x []float32, m int, l *Linear)) {
 	l := ls[0]
 	rng := rand.New(rand.NewPCG(9, 10))
 	x := randVec(rng, m*l.In)
 	out := make([]float32, m*l.Out)
 	f(out, x, m, l)
+	var p *Pool
+	var base float64
+	if len(ls) > 1 {
+		p = NewPool(0)
+		defer p.Close()
+		base = streamRate(p, ls)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		f(out, x, m, ls[i%len(ls)])
 	}
 	sec := b.Elapsed().Seconds()
+	b.StopTimer()
+	rate := float64(weightBytes(l)) * float64(b.N) / sec / 1e9
 	b.ReportMetric(2*float64(m)*float64(l.In)*float64(l.Out)*float64(b.N)/sec/1e9, "GFLOP/s")
-	b.ReportMetric(float64(weightBytes(l))*float64(b.N)/sec/1e9, "GB/s")
+	b.ReportMetric(rate, "GB/s")
+	if p != nil {
+		base = max(base, streamRate(p, ls))
+		b.ReportMetric(100*rate/base, "%bw")
+	}
+}
+
+// streamRate returns the best of three rates, in GB/s, at which the pool
+// reads the weight memory of ls with the vector kernels (dot of each
+// 256 KiB with itself), whatever the weight type: the memory-bandwidth
+// bound for streaming them.
+func streamRate(p *Pool, ls []*Linear) float64 {
+	const chunk = 64 << 10 // floats
+	var chunks [][]float32
+	for _, l := range ls {
+		var mem []byte
+		switch {
+		case l.F32 != nil:
+			mem = unsafe.Slice((*byte)(unsafe.Pointer(&l.F32[0])), 4*len(l.F32))
+		case l.U16 != nil:
+			mem = unsafe.Slice((*byte)(unsafe.Pointer(&l.U16[0])), 2*len(l.U16))
+		default:
+			mem = unsafe.Slice((*byte)(unsafe.Pointer(&l.I8[0])), len(l.I8))
+		}
+		for len(mem) >= 4 {
+			n := min(chunk, len(mem)/4)
+			chunks = append(chunks, unsafe.Slice((*float32)(unsafe.Pointer(&mem[0])), n))
+			mem = mem[4*n:]
+		}
+	}
+	bytes := 0
+	for _, c := range chunks {
+		bytes += 4 * len(c)
+	}
+	sums := make([]float32, len(chunks))
+	fn := func(start, end int) {
+		for c := start; c < end; c++ {
+			sums[c] = dot(chunks[c], chunks[c])
+		}
+	}
+	var best float64
+	for range 3 {
+		start := time.Now()
+		p.For(len(chunks), fn)
+		best = max(best, float64(bytes)/time.Since(start).Seconds()/1e9)
+	}
+	return best
 }
 
 // BenchmarkLinear measures (*Pool).linear with the kernels for this CPU on
