@@ -54,9 +54,9 @@ func randomCheckpoint(tb testing.TB, cfg weights.Config, dtype weights.DType) *w
 			b := make([]byte, 2*n)
 			for i := 0; i < n; i++ {
 				v := float32(rng.NormFloat64() * 0.02)
-				h := f32ToBF16(v)
+				h := bf16FromF32(v)
 				if dtype == weights.F16 {
-					h = f32ToF16(v)
+					h = f16FromF32(v)
 				}
 				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 			}

@@ -243,10 +243,10 @@ func roundCheckpointFrom(t *testing.T, dir string, dtype weights.DType) (*weight
 		for i, v := range f {
 			var h uint16
 			if dtype == weights.BF16 {
-				h = f32ToBF16(v)
+				h = bf16FromF32(v)
 				rounded[i] = bf16ToF32(h)
 			} else {
-				h = f32ToF16(v)
+				h = f16FromF32(v)
 				rounded[i] = f16ToF32(h)
 			}
 			bits[2*i], bits[2*i+1] = byte(h), byte(h>>8)
@@ -260,43 +260,6 @@ func roundCheckpointFrom(t *testing.T, dir string, dtype weights.DType) (*weight
 		wide.Tensors[name] = weights.Tensor{Name: name, DType: weights.F32, Shape: src.Shape, Data: wb}
 	}
 	return low, wide
-}
-
-func f32ToBF16(v float32) uint16 {
-	u := math.Float32bits(v)
-	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
-}
-
-// f32ToF16 rounds to nearest even half precision (normal range only is
-// enough for GPT-2 weights; tiny values flush through the subnormal path).
-func f32ToF16(v float32) uint16 {
-	u := math.Float32bits(v)
-	sign := uint16(u>>16) & 0x8000
-	exp := int((u>>23)&0xff) - 127 + 15
-	mant := u & 0x7fffff
-	switch {
-	case exp >= 31:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint(14 - exp)
-		h := mant >> shift
-		rem := mant & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++
-	}
-	return sign | uint16(h)
 }
 
 func TestHalfPrecisionWeights(t *testing.T) {
