@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -46,7 +47,10 @@ type benchResult struct {
 
 // runBench implements `gpt2d bench`: llama-bench-like prefill and decode
 // throughput through the real Engine (continuous batching included).
-func runBench(args []string) error {
+func runBench(args []string) error { return bench(os.Stdout, args) }
+
+// bench is runBench writing to w.
+func bench(w io.Writer, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	model := fs.String("model", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
 	promptTokens := fs.Int("prompt-tokens", 512, "prompt length in tokens")
@@ -82,16 +86,7 @@ func runBench(args []string) error {
 	}
 	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB})
 	defer eng.Close()
-	roof := gpt2.MeasureRoofline(*threads)
-	wbytes := m.WeightBytes()
-	bound := roof.MemoryGBs * 1e9 / float64(wbytes)
-	flopsPerToken := 2 * float64(m.Params()-int64(m.Config.NPositions*m.Config.NEmbd))
-	if !*asJSON {
-		fmt.Printf("bounds: memory read %.1f GB/s → batch-1 decode ≤ %.1f tok/s (%.0f MB of weights per token); GEMM %.1f GFLOP/s\n",
-			roof.MemoryGBs, bound, float64(wbytes)/1e6, roof.GEMMGFLOPs)
-		fmt.Printf("%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
-			"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
-	}
+	var results []benchResult
 	for _, b := range sizes {
 		var runs []benchResult
 		for r := 0; r < max(*reps, 1); r++ {
@@ -103,20 +98,35 @@ func runBench(args []string) error {
 		}
 		res := summarize(runs)
 		res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, *threads, load
-		res.PeakRSSMB = peakRSSMB()
+		res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
+		results = append(results, res)
+	}
+	// The bounds are measured after the runs (their buffers would count
+	// in the peak RSS) but in the same process, minutes apart at most.
+	roof := gpt2.MeasureRoofline(*threads)
+	wbytes := m.WeightBytes()
+	bound := roof.MemoryGBs * 1e9 / float64(wbytes)
+	flopsPerToken := 2 * float64(m.Params()-int64(m.Config.NPositions*m.Config.NEmbd))
+	if !*asJSON {
+		fmt.Fprintf(w, "bounds: memory read %.1f GB/s → batch-1 decode ≤ %.1f tok/s (%.0f MB of weights per token); GEMM %.1f GFLOP/s\n",
+			roof.MemoryGBs, bound, float64(wbytes)/1e6, roof.GEMMGFLOPs)
+		fmt.Fprintf(w, "%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
+			"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
+	}
+	for _, res := range results {
 		res.MemoryGBs, res.GEMMGFLOPs, res.DecodeBoundTokS = roof.MemoryGBs, roof.GEMMGFLOPs, bound
 		// Attention adds a little on top of the weights' FLOPs; counting
 		// only the weights makes this a lower bound of the work done.
 		res.PrefillGFLOPs = res.PrefillTokS * flopsPerToken / 1e9
 		if *asJSON {
-			json.NewEncoder(os.Stdout).Encode(res)
+			json.NewEncoder(w).Encode(res)
 			continue
 		}
-		fmt.Printf("%-14s %-5s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.Threads, res.Batch,
+		fmt.Fprintf(w, "%-14s %-5s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.Threads, res.Batch,
 			res.PromptTokens, res.NewTokens, res.PrefillTokS, res.PrefillMin, res.PrefillMax,
 			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB)
-		if b == 1 {
-			fmt.Printf("    decode = %.0f%% of the memory bound; prefill = %.1f GFLOP/s = %.0f%% of the GEMM rate\n",
+		if res.Batch == 1 {
+			fmt.Fprintf(w, "    decode = %.0f%% of the memory bound; prefill = %.1f GFLOP/s = %.0f%% of the GEMM rate\n",
 				100*res.DecodeTokS/bound, res.PrefillGFLOPs, 100*res.PrefillGFLOPs/roof.GEMMGFLOPs)
 		}
 	}
