@@ -266,7 +266,11 @@ func (a *activations) storeKV(l int) {
 		for h := 0; h < H; h++ {
 			dst := (h*cache.ctx + p) * D
 			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
-			copy(v[dst:dst+D], q[2*C+h*D:2*C+(h+1)*D])
+			// Values are stored transposed: column p of head h's (D, P).
+			vt := v[h*cache.ctx*D:]
+			for d, x := range q[2*C+h*D : 2*C+(h+1)*D] {
+				vt[d*cache.ctx+p] = x
+			}
 		}
 	}
 }
@@ -323,12 +327,10 @@ func (m *Model) attendBlock(a *activations, cache *KVCache, r0, n, h int) {
 		softmaxInPlace(row[:p0+i+1])
 		clear(row[p0+i+1:])
 	}
+	// The cache holds Vᵀ with rows of P; the kernel wants rows of keys.
 	vt := a.vt[:D*keys]
-	vh := v[head : head+keys*D]
-	for j := 0; j < keys; j++ {
-		for d := 0; d < D; d++ {
-			vt[d*keys+j] = vh[j*D+d]
-		}
+	for d := 0; d < D; d++ {
+		copy(vt[d*keys:(d+1)*keys], v[head+d*cache.ctx:head+d*cache.ctx+keys])
 	}
 	a.sv = Linear{In: keys, Out: D, Type: WeightF32, F32: vt}
 	out := a.qp[:n*D] // Q is no longer needed
@@ -361,23 +363,24 @@ func (a *activations) attentionParts(start, end int) {
 			head := h * cache.ctx * D
 			q := a.qkv[r*3*C+h*D : r*3*C+(h+1)*D]
 			out := a.att[r*C+h*D : r*C+(h+1)*D]
-			attendHead(out, q, k[head:head+n*D], v[head:head+n*D], scores[:n], scale)
+			attendHead(out, q, k[head:head+n*D], v[head:head+D*cache.ctx], cache.ctx, scores[:n], scale)
 		}
 	}
 }
 
 // attendHead computes one head's attention output for one query:
-// out (D) = softmax(q·Kᵀ·scale) · V, where K and V are the (n, D) keys and
-// values of the positions the query may see, and scores is (n) scratch.
-func attendHead(out, q, k, v, scores []float32, scale float32) {
-	D := len(q)
+// out (D) = softmax(q·Kᵀ·scale) · V, where K is the (n, D) keys of the
+// positions the query may see, vt holds Vᵀ as D rows of stride ldv (the
+// first n of each are those positions' values), and scores is (n)
+// scratch. Both products are dot products over long contiguous rows.
+func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float32) {
+	D, n := len(q), len(scores)
 	for j := range scores {
 		scores[j] = dot(q, k[j*D:(j+1)*D]) * scale
 	}
 	softmaxInPlace(scores)
-	clear(out)
-	for j, w := range scores {
-		axpy(w, v[j*D:(j+1)*D], out)
+	for d := range out {
+		out[d] = dot(scores, vt[d*ldv:d*ldv+n])
 	}
 }
 
@@ -430,7 +433,14 @@ func expf(x float32) float32 {
 	case x < -87.3:
 		return 0
 	}
-	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	// n = floor(x·log2e + 0.5), without a call: truncate, then fix up
+	// negatives.
+	t := x*log2e + 0.5
+	ni := int32(t)
+	if float32(ni) > t {
+		ni--
+	}
+	n := float32(ni)
 	r := x - n*c1 - n*c2
 	p := float32(1.9875691500e-4)
 	p = p*r + 1.3981999507e-3
@@ -439,7 +449,7 @@ func expf(x float32) float32 {
 	p = p*r + 1.6666665459e-1
 	p = p*r + 5.0000001201e-1
 	p = p*r*r + r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return p * math.Float32frombits(uint32(ni+127)<<23)
 }
 
 // residualAdd: x += y, both (M, C).

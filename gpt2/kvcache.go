@@ -4,8 +4,11 @@ package gpt2
 // and position, preallocated to the model's context window so decoding
 // never allocates.
 //
-// k and v are (L, H, P, D): for layer l and head h, the keys of all
-// positions are one contiguous (P, D) block, so attention streams them.
+// k is (L, H, P, D) and v is (L, H, D, P): for layer l and head h the keys
+// of all positions are one contiguous (P, D) block and the values one
+// (D, P) block (transposed), so both attention products — scores over
+// keys, then the score-weighted sum of values — are dot products over
+// contiguous rows.
 type KVCache struct {
 	k, v   []float32
 	layers int
