@@ -33,7 +33,8 @@ func simdKernels() []*kernels {
 }
 
 // avx512Kernels is the AVX-512 kernel set: 12×32 register tile (24 zmm
-// accumulators), 4-row dot kernels widening narrow weights in registers.
+// accumulators), 4-row dot kernels widening narrow weights in registers,
+// and 2-row × 8-input-row kernels for batched decode.
 var avx512Kernels = &kernels{
 	name:     "avx512",
 	dot4:     avx512Dot4,
@@ -41,6 +42,10 @@ var avx512Kernels = &kernels{
 	dot4F16:  avx512Dot4F16,
 	dot4I8:   avx512Dot4I8,
 	dotM:     4,
+	dot2:     avx512Dot2,
+	dot2BF16: avx512Dot2BF16,
+	dot2F16:  avx512Dot2F16,
+	dot2I8:   avx512Dot2I8,
 	rows1:    avx512Rows1,
 	mr:       12,
 	nr:       32,
@@ -92,6 +97,51 @@ func avx512Dot4I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw
 	if m > 0 && k > 0 {
 		bp := dot4Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
 		dot4I8AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, &scale[:4][0], bp)
+	}
+}
+
+// dot2Check checks the operands of a dot2 call and returns the bias
+// pointer (nil for no bias).
+func dot2Check(out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
+	if m > 8 {
+		panic("gpt2: dot2 takes at most 8 input rows")
+	}
+	_ = out[(m-1)*ldo+1]
+	_ = x[(m-1)*ldx+k-1]
+	if ldw+k > wlen {
+		panic("gpt2: dot2 weights out of range")
+	}
+	if bias != nil {
+		return &bias[:2][0]
+	}
+	return nil
+}
+
+func avx512Dot2(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot2Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot2x8F32AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot2BF16(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot2Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot2x8BF16AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot2F16(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot2Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot2x8F16AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+	}
+}
+
+func avx512Dot2I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32) {
+	if m > 0 && k > 0 {
+		bp := dot2Check(out, ldo, x, ldx, m, len(w), ldw, k, bias)
+		dot2x8I8AVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, &scale[:2][0], bp)
 	}
 }
 
@@ -202,6 +252,18 @@ func dot4F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw
 
 //go:noescape
 func dot4I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale, bias *float32)
+
+//go:noescape
+func dot2x8F32AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+
+//go:noescape
+func dot2x8BF16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+
+//go:noescape
+func dot2x8F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+
+//go:noescape
+func dot2x8I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale, bias *float32)
 
 //go:noescape
 func dotRowsF32AVX512(out *float32, x *float32, w *float32, ldw, k, rows int, bias *float32)

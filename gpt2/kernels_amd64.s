@@ -306,6 +306,260 @@ done:
 	RET
 
 // ---------------------------------------------------------------------------
+// The batched-decode kernels: two weight rows against m ≤ 8 input rows.
+//
+// func dot2x8<T>AVX512(out *float32, ldo int, x *float32, ldx, m int, w *<T>, ldw, k int, [scale *float32,] bias *float32)
+//
+// The same contract as dot4 with two weight rows and m ≤ 8: each weight
+// vector is loaded (and widened) once and meets every input row, so a
+// weight row is read from memory once for up to eight sequences and the
+// two rows of a block are adjacent in memory. Weight rows at SI, +DX;
+// input rows at BX, +R8, +2·R8, +R12 and R11 (= BX + 4·R8), +R8, +2·R8,
+// +R12. acc[r][j] lives in Z(16+2r+j), the weight vectors in Z0, Z1, the
+// input vector of row r in Z(2+r). AX runs over the rows 6 KiB ahead at
+// In = 768 (the next pair for float32, the second for 16-bit, the fourth
+// for int8), prefetching them into L2 only: the eight input rows hold L1,
+// and PREFETCHT0 there, evicting them, made m = 8 as slow as dot4's two
+// passes.
+
+// FMA2 multiplies input vector x into the accumulator pair a0, a1.
+#define FMA2(x, a0, a1) VFMADD231PS Z0, x, a0; VFMADD231PS Z1, x, a1
+
+// STEPS8 runs the FMAs of every input row present (R9 = m), loading x with ld.
+#define STEPS8(ld, label) \
+	ld((BX), Z2); FMA2(Z2, Z16, Z17); \
+	CMPQ R9, $2; JLT label; \
+	ld((BX)(R8*1), Z3); FMA2(Z3, Z18, Z19); \
+	JEQ label; \
+	ld((BX)(R8*2), Z4); FMA2(Z4, Z20, Z21); \
+	CMPQ R9, $4; JLT label; \
+	ld((BX)(R12*1), Z5); FMA2(Z5, Z22, Z23); \
+	JEQ label; \
+	ld((R11), Z6); FMA2(Z6, Z24, Z25); \
+	CMPQ R9, $6; JLT label; \
+	ld((R11)(R8*1), Z7); FMA2(Z7, Z26, Z27); \
+	JEQ label; \
+	ld((R11)(R8*2), Z8); FMA2(Z8, Z28, Z29); \
+	CMPQ R9, $8; JLT label; \
+	ld((R11)(R12*1), Z9); FMA2(Z9, Z30, Z31)
+
+#define ZERO16 \
+	ZERO4(Z16, Z17, Z18, Z19); ZERO4(Z20, Z21, Z22, Z23); \
+	ZERO4(Z24, Z25, Z26, Z27); ZERO4(Z28, Z29, Z30, Z31)
+
+// RED256 adds the 256-bit halves of a and b: t = [a.lo, b.lo] + [a.hi, b.hi].
+#define RED256(a, b, t) VSHUFF64X2 $0x44, b, a, Z10; VSHUFF64X2 $0xEE, b, a, Z11; VADDPS Z11, Z10, t
+// RED128 adds alternate 128-bit lanes: t = [a0, a2, b0, b2] + [a1, a3, b1, b3].
+#define RED128(a, b, t) VSHUFF64X2 $0x88, b, a, Z10; VSHUFF64X2 $0xDD, b, a, Z11; VADDPS Z11, Z10, t
+
+// HSUM16 reduces the sixteen accumulators to Z0, whose lane 2r+j holds
+// Σ acc[r][j]: a transposing tree (256-bit halves, 128-bit lanes, 64-bit
+// pairs, then single floats), with the accumulators paired so the sums
+// land in order.
+#define HSUM16 \
+	RED256(Z16, Z20, Z0); RED256(Z24, Z28, Z1); \
+	RED256(Z17, Z21, Z2); RED256(Z25, Z29, Z3); \
+	RED256(Z18, Z22, Z4); RED256(Z26, Z30, Z5); \
+	RED256(Z19, Z23, Z6); RED256(Z27, Z31, Z7); \
+	RED128(Z0, Z1, Z12); RED128(Z2, Z3, Z13); \
+	RED128(Z4, Z5, Z14); RED128(Z6, Z7, Z15); \
+	VUNPCKLPD Z13, Z12, Z10; VUNPCKHPD Z13, Z12, Z11; VADDPS Z11, Z10, Z8; \
+	VUNPCKLPD Z15, Z14, Z10; VUNPCKHPD Z15, Z14, Z11; VADDPS Z11, Z10, Z9; \
+	VSHUFPS $0x88, Z9, Z8, Z10; VSHUFPS $0xDD, Z9, Z8, Z11; VADDPS Z11, Z10, Z0
+
+// OUTS8 adds the bias pair at R10 to every row's sums (after scale) and
+// stores the pair of each row present at DI, DI+R13, ….
+#define OUTS8(scale, label) \
+	HSUM16; \
+	scale; \
+	VBROADCASTSD (R10), Z1; VADDPS Z1, Z0, Z0; \
+	VEXTRACTF32X4 $1, Z0, X1; VEXTRACTF32X4 $2, Z0, X2; VEXTRACTF32X4 $3, Z0, X3; \
+	VMOVQ X0, (DI); \
+	CMPQ R9, $2; JLT label; ADDQ R13, DI; VMOVHPS X0, (DI); \
+	CMPQ R9, $3; JLT label; ADDQ R13, DI; VMOVQ X1, (DI); \
+	CMPQ R9, $4; JLT label; ADDQ R13, DI; VMOVHPS X1, (DI); \
+	CMPQ R9, $5; JLT label; ADDQ R13, DI; VMOVQ X2, (DI); \
+	CMPQ R9, $6; JLT label; ADDQ R13, DI; VMOVHPS X2, (DI); \
+	CMPQ R9, $7; JLT label; ADDQ R13, DI; VMOVQ X3, (DI); \
+	CMPQ R9, $8; JLT label; ADDQ R13, DI; VMOVHPS X3, (DI)
+
+#define SCALE2 VBROADCASTSD (DX), Z1; VMULPS Z1, Z0, Z0
+
+#define LOAD2W_F32 VMOVUPS (SI), Z0; VMOVUPS (SI)(DX*1), Z1
+#define LOAD2WM_F32 VMOVUPS.Z (SI), K1, Z0; VMOVUPS.Z (SI)(DX*1), K1, Z1
+#define LOAD2W_BF16 VPMOVZXWD (SI), Z0; VPSLLD $16, Z0, Z0; VPMOVZXWD (SI)(DX*1), Z1; VPSLLD $16, Z1, Z1
+#define LOAD2WM_BF16 VPMOVZXWD.Z (SI), K1, Z0; VPSLLD $16, Z0, Z0; VPMOVZXWD.Z (SI)(DX*1), K1, Z1; VPSLLD $16, Z1, Z1
+#define LOAD2W_F16 VCVTPH2PS (SI), Z0; VCVTPH2PS (SI)(DX*1), Z1
+#define LOAD2WM_F16 VCVTPH2PS.Z (SI), K1, Z0; VCVTPH2PS.Z (SI)(DX*1), K1, Z1
+#define LOAD2W_I8 VPMOVSXBD (SI), Z0; VCVTDQ2PS Z0, Z0; VPMOVSXBD (SI)(DX*1), Z1; VCVTDQ2PS Z1, Z1
+#define LOAD2WM_I8 VPMOVSXBD.Z (SI), K1, Z0; VCVTDQ2PS Z0, Z0; VPMOVSXBD.Z (SI)(DX*1), K1, Z1; VCVTDQ2PS Z1, Z1
+
+// ARGS8 loads the arguments common to the four variants; WSTRIDE(shift)
+// then turns the weight stride into bytes and points AX a block ahead.
+#define ARGS8 \
+	MOVQ out+0(FP), DI; \
+	MOVQ ldo+8(FP), R13; SHLQ $2, R13; \
+	MOVQ x+16(FP), BX; \
+	MOVQ ldx+24(FP), R8; SHLQ $2, R8; \
+	LEAQ (R8)(R8*2), R12; \
+	LEAQ (BX)(R8*4), R11; \
+	MOVQ m+32(FP), R9; \
+	MOVQ w+40(FP), SI; \
+	MOVQ ldw+48(FP), DX; \
+	MOVQ k+56(FP), CX
+
+#define WSTRIDE(shift) SHLQ $shift, DX; LEAQ (SI)(DX*2), AX
+
+// func dot2x8F32AVX512(out *float32, ldo int, x *float32, ldx, m int, w *float32, ldw, k int, bias *float32)
+TEXT ·dot2x8F32AVX512(SB), NOSPLIT, $0-72
+	ARGS8
+	WSTRIDE(2)
+	MOVQ bias+64(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO16
+	CMPQ CX, $16
+	JLT  tail
+loop:
+	LOAD2W_F32
+	STEPS8(LDX, next)
+next:
+	PREFETCHT1 (AX)
+	PREFETCHT1 64(AX)
+	ADDQ $64, SI
+	ADDQ $128, AX
+	ADDQ $64, BX
+	ADDQ $64, R11
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  loop
+tail:
+	TESTQ CX, CX
+	JZ   sums
+	TAILMASK
+	LOAD2WM_F32
+	STEPS8(LDXM, sums)
+sums:
+	OUTS8(NOP, done)
+done:
+	VZEROUPPER
+	RET
+
+// func dot2x8BF16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+TEXT ·dot2x8BF16AVX512(SB), NOSPLIT, $0-72
+	ARGS8
+	WSTRIDE(1)
+	LEAQ (SI)(DX*4), AX // prefetch two pairs ahead
+	MOVQ bias+64(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO16
+	CMPQ CX, $16
+	JLT  tail
+loop:
+	LOAD2W_BF16
+	STEPS8(LDX, next)
+next:
+	PREFETCHT1 (AX)
+	ADDQ $32, SI
+	ADDQ $64, AX
+	ADDQ $64, BX
+	ADDQ $64, R11
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  loop
+tail:
+	TESTQ CX, CX
+	JZ   sums
+	TAILMASK
+	LOAD2WM_BF16
+	STEPS8(LDXM, sums)
+sums:
+	OUTS8(NOP, done)
+done:
+	VZEROUPPER
+	RET
+
+// func dot2x8F16AVX512(out *float32, ldo int, x *float32, ldx, m int, w *uint16, ldw, k int, bias *float32)
+TEXT ·dot2x8F16AVX512(SB), NOSPLIT, $0-72
+	ARGS8
+	WSTRIDE(1)
+	LEAQ (SI)(DX*4), AX // prefetch two pairs ahead
+	MOVQ bias+64(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO16
+	CMPQ CX, $16
+	JLT  tail
+loop:
+	LOAD2W_F16
+	STEPS8(LDX, next)
+next:
+	PREFETCHT1 (AX)
+	ADDQ $32, SI
+	ADDQ $64, AX
+	ADDQ $64, BX
+	ADDQ $64, R11
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  loop
+tail:
+	TESTQ CX, CX
+	JZ   sums
+	TAILMASK
+	LOAD2WM_F16
+	STEPS8(LDXM, sums)
+sums:
+	OUTS8(NOP, done)
+done:
+	VZEROUPPER
+	RET
+
+// func dot2x8I8AVX512(out *float32, ldo int, x *float32, ldx, m int, w *int8, ldw, k int, scale *float32, bias *float32)
+TEXT ·dot2x8I8AVX512(SB), NOSPLIT, $0-80
+	ARGS8
+	WSTRIDE(0)
+	LEAQ (SI)(DX*8), AX // prefetch four pairs ahead
+	MOVQ bias+72(FP), R10
+	TESTQ R10, R10
+	JNZ  zero
+	LEAQ zeros<>(SB), R10
+zero:
+	ZERO16
+	CMPQ CX, $16
+	JLT  tail
+loop:
+	LOAD2W_I8
+	STEPS8(LDX, next)
+next:
+	PREFETCHT1 (AX)
+	ADDQ $16, SI
+	ADDQ $32, AX
+	ADDQ $64, BX
+	ADDQ $64, R11
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  loop
+tail:
+	TESTQ CX, CX
+	JZ   sums
+	TAILMASK
+	LOAD2WM_I8
+	STEPS8(LDXM, sums)
+sums:
+	MOVQ scale+64(FP), DX
+	OUTS8(SCALE2, done)
+done:
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------------
 // The one-input-row kernels (decode): out[o] = x·W[o] (·scale[o]) + bias[o]
 // for rows consecutive weight rows, each read front to back, so the whole
 // call is one sequential stream the hardware prefetcher follows.

@@ -23,6 +23,16 @@ type kernels struct {
 	// dotM is the largest m the dot4 kernels take, at most 4.
 	dotM int
 
+	// dot2 is the batched-decode kernel: dot4's contract for two weight
+	// rows and m ≤ 8 input rows (o < 2, bias nil or 2 elements), loading
+	// each weight vector once for all m rows. dot2BF16, dot2F16 and dot2I8
+	// read narrow weights as dot4BF16 and the rest do. Nil where a kernel
+	// set has none (all four are, or none): dot4 then serves every m.
+	dot2     func(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32)
+	dot2BF16 func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
+	dot2F16  func(out []float32, ldo int, x []float32, ldx, m int, w []uint16, ldw, k int, bias []float32)
+	dot2I8   func(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, k int, scale, bias []float32)
+
 	// rows1 is the decode kernel, for one input row: out[o-o0] = x·W[o] +
 	// bias[o] for o in [o0, o1), reading the weight rows front to back as
 	// one stream. Nil where a kernel set has none: dot4 serves.

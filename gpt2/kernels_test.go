@@ -96,13 +96,17 @@ func checkClose(t *testing.T, got, want, x []float32, m int, l *Linear) {
 	}
 }
 
-// linearShapes cover both paths (M ≤ smallM and above), ragged M against
-// the 4-row and 12-row blocks, ragged In against the 16-wide vectors and
-// the gemmKC slabs, and ragged Out against the 4-row blocks and the
-// 32-column panels.
+// linearShapes cover every path (M ≤ 4, the two-row kernels' 4 < M ≤
+// dot2MaxM up to and past dot2MaxK, M ≤ smallM and above), ragged M
+// against the 4-row, 8-row and 12-row blocks, ragged In against the
+// 16-wide vectors and the gemmKC slabs, and ragged Out against the 2-row
+// and 4-row blocks and the 32-column panels.
 var linearShapes = []struct{ m, in, out int }{
 	{1, 64, 50257}, {2, 64, 50257}, {3, 100, 3}, {1, 1, 1}, {5, 1, 7},
 	{1, 768, 64}, {1, 100, 70}, {4, 17, 9}, {7, 100, 3}, {8, 768, 40},
+	{5, 33, 9}, {6, 15, 1}, {8, 771, 13}, {8, 64, 50257}, {dot2MaxM, 31, 3},
+	{7, dot2MaxK, 5}, {6, dot2MaxK + 1, 5}, {dot2MaxM + 1, 47, 11},
+	{11, 16, 5}, {12, 100, 2}, {15, 290, 31},
 	{16, 300, 33}, {17, 33, 129}, {13, 513, 65}, {smallM, 100, 37},
 	{smallM + 1, 513, 65}, {smallM + 1, 33, 129}, {64, 256, 96},
 	{64, 100, 70}, {100, 768, 35}, {511, 100, 70},

@@ -110,6 +110,13 @@ const (
 	// gemmNC is the number of output columns one GEMM chunk owns: its
 	// packed B block (gemmKC × gemmNC floats) fits L2 beside A.
 	gemmNC = 256
+	// dot2MaxM and dot2MaxK bound the calls the two-row kernels
+	// (kernels.dot2) serve: up to eight input rows, which they take in one
+	// pass, short enough that all eight (8·dot2MaxK float32s) stay in a
+	// 32 KiB L1 beside the weight stream. Past either bound dot4 is as
+	// fast or faster (input rows from L2, or a second pass).
+	dot2MaxM = 8
+	dot2MaxK = 1024
 	// dotMinElems is the least number of weights one small-M chunk reads,
 	// so that a chunk outweighs the cost of handing it out.
 	dotMinElems = 1 << 15
@@ -181,9 +188,12 @@ func grow(s []float32, n int) []float32 {
 }
 
 func (lj *linearJob) run(s *scratch, start, end int) {
-	if lj.gemm {
+	switch {
+	case lj.gemm:
 		lj.gemmChunk(s, start, end)
-	} else {
+	case lj.m > 4 && lj.m <= dot2MaxM && lj.l.In <= dot2MaxK && lj.k.dot2 != nil:
+		lj.dot2Chunk(s, start, end)
+	default:
 		lj.dotChunk(s, start, end)
 	}
 }
@@ -281,6 +291,58 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 				copy(lj.out[(r+i)*N+o:(r+i)*N+N], s.tile[i*4:i*4+rows])
 			}
 		}
+	}
+}
+
+// dot2Chunk computes output rows [4·b0, 4·b1) for 4 < m ≤ 8 input rows
+// (batched decode) with the two-row kernels: each weight vector is loaded
+// once for all m rows, so every weight is read once, in one front-to-back
+// stream of row pairs, and the kernel stays near the memory bound where
+// dot4 would repeat its loads and FMAs per four input rows. The kernels
+// prefetch the rows ahead into L2, not L1, which is left to the input
+// rows. A ragged last row is widened into a zero-padded float32 pair.
+func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
+	l, k, m := lj.l, lj.k, lj.m
+	K, N := l.In, l.Out
+	for o := 4 * b0; o < min(4*b1, N); o += 2 {
+		var bias []float32
+		if N-o >= 2 {
+			if l.Bias != nil {
+				bias = l.Bias[o : o+2]
+			}
+			lj.dot2(lj.out[o:], N, lj.x, m, o, bias)
+			continue
+		}
+		if l.Bias != nil {
+			s.bias = grow(s.bias, 2)
+			s.bias[0], s.bias[1] = l.Bias[o], 0
+			bias = s.bias
+		}
+		s.w = grow(s.w, 2*K)
+		widen(k, s.w[:K], l, o, 0)
+		clear(s.w[K:])
+		s.tile = grow(s.tile, 16)
+		k.dot2(s.tile, 2, lj.x, K, m, s.w, K, K, bias)
+		for i := 0; i < m; i++ {
+			lj.out[i*N+o] = s.tile[2*i]
+		}
+	}
+}
+
+// dot2 runs the two-row kernel for weight rows o and o+1 against m input
+// rows x, reading the weights in their own type.
+func (lj *linearJob) dot2(out []float32, ldo int, x []float32, m, o int, bias []float32) {
+	l, k := lj.l, lj.k
+	K, w := l.In, o*l.In
+	switch l.Type {
+	case WeightF32:
+		k.dot2(out, ldo, x, K, m, l.F32[w:w+2*K], K, K, bias)
+	case WeightBF16:
+		k.dot2BF16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)
+	case WeightF16:
+		k.dot2F16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)
+	case WeightI8:
+		k.dot2I8(out, ldo, x, K, m, l.I8[w:w+2*K], K, K, l.Scale[o:o+2], bias)
 	}
 }
 
