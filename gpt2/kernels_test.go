@@ -106,7 +106,7 @@ var linearShapes = []struct{ m, in, out int }{
 	{1, 768, 64}, {1, 100, 70}, {4, 17, 9}, {7, 100, 3}, {8, 768, 40},
 	{5, 33, 9}, {6, 15, 1}, {8, 771, 13}, {8, 64, 50257}, {dot2MaxM, 31, 3},
 	{7, dot2MaxK, 5}, {6, dot2MaxK + 1, 5}, {dot2MaxM + 1, 47, 11},
-	{11, 16, 5}, {12, 100, 2}, {15, 290, 31},
+	{9, 47, 11}, {11, 16, 5}, {12, 100, 2}, {15, 290, 31}, {13, 100, 2*dot2Group + 7},
 	{16, 300, 33}, {17, 33, 129}, {13, 513, 65}, {smallM, 100, 37},
 	{smallM + 1, 513, 65}, {smallM + 1, 33, 129}, {64, 256, 96},
 	{64, 100, 70}, {100, 768, 35}, {511, 100, 70},
@@ -195,7 +195,7 @@ func TestLinearDoesNotAllocate(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, m := range []int{1, 8, 40} {
+	for _, m := range []int{1, 8, 16, 40} {
 		for _, wt := range weightTypes {
 			l := randLinear(rng, 200, 130, wt.typ, true)
 			x := randVec(rng, m*l.In)

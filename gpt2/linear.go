@@ -111,12 +111,16 @@ const (
 	// packed B block (gemmKC × gemmNC floats) fits L2 beside A.
 	gemmNC = 256
 	// dot2MaxM and dot2MaxK bound the calls the two-row kernels
-	// (kernels.dot2) serve: up to eight input rows, which they take in one
-	// pass, short enough that all eight (8·dot2MaxK float32s) stay in a
+	// (kernels.dot2) serve: up to sixteen input rows, in passes of eight,
+	// short enough that eight of them (8·dot2MaxK float32s) stay in a
 	// 32 KiB L1 beside the weight stream. Past either bound dot4 is as
-	// fast or faster (input rows from L2, or a second pass).
-	dot2MaxM = 8
+	// fast or faster (input rows from L2, or a third pass).
+	dot2MaxM = 16
 	dot2MaxK = 1024
+	// dot2Group is how many weight rows a second pass of eight input rows
+	// follows the first over: their weights stay in L2 (96 KiB of f32 at
+	// In = 768) and each pass's input rows stay in L1 throughout.
+	dot2Group = 32
 	// dotMinElems is the least number of weights one small-M chunk reads,
 	// so that a chunk outweighs the cost of handing it out.
 	dotMinElems = 1 << 15
@@ -294,37 +298,46 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 	}
 }
 
-// dot2Chunk computes output rows [4·b0, 4·b1) for 4 < m ≤ 8 input rows
-// (batched decode) with the two-row kernels: each weight vector is loaded
-// once for all m rows, so every weight is read once, in one front-to-back
-// stream of row pairs, and the kernel stays near the memory bound where
-// dot4 would repeat its loads and FMAs per four input rows. The kernels
-// prefetch the rows ahead into L2, not L1, which is left to the input
-// rows. A ragged last row is widened into a zero-padded float32 pair.
+// dot2Chunk computes output rows [4·b0, 4·b1) for 4 < m ≤ dot2MaxM input
+// rows (batched decode) with the two-row kernels: each weight vector is
+// loaded once for up to eight input rows, so at m ≤ 8 every weight is read
+// once, in one front-to-back stream of row pairs, and the kernel stays
+// near the memory bound where dot4 would repeat its loads and FMAs per
+// four input rows. The kernels prefetch the rows ahead into L2, not L1,
+// which is left to the input rows; past eight rows, the second pass runs
+// over dot2Group weight rows at a time, from L2. A ragged last row is
+// widened into a zero-padded float32 pair.
 func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
 	l, k, m := lj.l, lj.k, lj.m
 	K, N := l.In, l.Out
-	for o := 4 * b0; o < min(4*b1, N); o += 2 {
-		var bias []float32
-		if N-o >= 2 {
-			if l.Bias != nil {
-				bias = l.Bias[o : o+2]
+	o1 := min(4*b1, N)
+	for g := 4 * b0; g < o1; g += dot2Group {
+		for r := 0; r < m; r += 8 {
+			mm := min(8, m-r)
+			x, out := lj.x[r*K:], lj.out[r*N:]
+			for o := g; o < min(g+dot2Group, o1); o += 2 {
+				var bias []float32
+				if N-o >= 2 {
+					if l.Bias != nil {
+						bias = l.Bias[o : o+2]
+					}
+					lj.dot2(out[o:], N, x, mm, o, bias)
+					continue
+				}
+				if l.Bias != nil {
+					s.bias = grow(s.bias, 2)
+					s.bias[0], s.bias[1] = l.Bias[o], 0
+					bias = s.bias
+				}
+				s.w = grow(s.w, 2*K)
+				widen(k, s.w[:K], l, o, 0)
+				clear(s.w[K:])
+				s.tile = grow(s.tile, 16)
+				k.dot2(s.tile, 2, x, K, mm, s.w, K, K, bias)
+				for i := 0; i < mm; i++ {
+					out[i*N+o] = s.tile[2*i]
+				}
 			}
-			lj.dot2(lj.out[o:], N, lj.x, m, o, bias)
-			continue
-		}
-		if l.Bias != nil {
-			s.bias = grow(s.bias, 2)
-			s.bias[0], s.bias[1] = l.Bias[o], 0
-			bias = s.bias
-		}
-		s.w = grow(s.w, 2*K)
-		widen(k, s.w[:K], l, o, 0)
-		clear(s.w[K:])
-		s.tile = grow(s.tile, 16)
-		k.dot2(s.tile, 2, lj.x, K, m, s.w, K, K, bias)
-		for i := 0; i < m; i++ {
-			lj.out[i*N+o] = s.tile[2*i]
 		}
 	}
 }
