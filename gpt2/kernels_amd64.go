@@ -58,18 +58,24 @@ var avx512Kernels = &kernels{
 
 // The wrappers check bounds once, so the assembly cannot run off a slice.
 
-// dot4Check checks the operands of a dot4 call and returns the bias
+// dotCheck checks the operands of a call computing rows weight rows
+// against m input rows (the dot4 and dot2 kernels) and returns the bias
 // pointer (nil for no bias).
-func dot4Check(out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
-	_ = out[(m-1)*ldo+3]
+func dotCheck(rows int, out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
+	_ = out[(m-1)*ldo+rows-1]
 	_ = x[(m-1)*ldx+k-1]
-	if 3*ldw+k > wlen {
-		panic("gpt2: dot4 weights out of range")
+	if (rows-1)*ldw+k > wlen {
+		panic("gpt2: dot kernel weights out of range")
 	}
 	if bias != nil {
-		return &bias[:4][0]
+		return &bias[:rows][0]
 	}
 	return nil
+}
+
+// dot4Check is dotCheck for the four-row kernels.
+func dot4Check(out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
+	return dotCheck(4, out, ldo, x, ldx, m, wlen, ldw, k, bias)
 }
 
 func avx512Dot4(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
@@ -100,21 +106,13 @@ func avx512Dot4I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw
 	}
 }
 
-// dot2Check checks the operands of a dot2 call and returns the bias
-// pointer (nil for no bias).
+// dot2Check is dotCheck for the two-row kernels, which take at most 8
+// input rows.
 func dot2Check(out []float32, ldo int, x []float32, ldx, m, wlen, ldw, k int, bias []float32) *float32 {
 	if m > 8 {
 		panic("gpt2: dot2 takes at most 8 input rows")
 	}
-	_ = out[(m-1)*ldo+1]
-	_ = x[(m-1)*ldx+k-1]
-	if ldw+k > wlen {
-		panic("gpt2: dot2 weights out of range")
-	}
-	if bias != nil {
-		return &bias[:2][0]
-	}
-	return nil
+	return dotCheck(2, out, ldo, x, ldx, m, wlen, ldw, k, bias)
 }
 
 func avx512Dot2(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {
