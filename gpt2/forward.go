@@ -198,25 +198,32 @@ func (m *Model) forward(a *activations, steps []step) error {
 // chunks of up to 64 tokens. It is the slow path for scoring (tests,
 // echo with logprobs); generation goes through an Engine.
 func (m *Model) PromptLogits(ids []int) ([]float32, error) {
+	out := make([]float32, 0, len(ids)*m.Config.VocabSize)
+	err := m.scorePrompt(ids, func(_ int, logits []float32) { out = append(out, logits...) })
+	return out, err
+}
+
+// scorePrompt runs ids through the model with a fresh KV cache, 64 tokens
+// at a time, and hands each chunk's logits ((n, V), the rows after ids
+// start … start+n-1) to visit before the next chunk overwrites them.
+func (m *Model) scorePrompt(ids []int, visit func(start int, logits []float32)) error {
 	if len(ids) == 0 {
-		return nil, ErrEmptyPrompt
+		return ErrEmptyPrompt
 	}
 	if len(ids) > m.Config.NPositions {
-		return nil, &ContextLengthError{PromptTokens: len(ids), Limit: m.Config.NPositions}
+		return &ContextLengthError{PromptTokens: len(ids), Limit: m.Config.NPositions}
 	}
 	const chunk = 64
-	V := m.Config.VocabSize
 	a := m.newActivations(chunk, chunk)
 	cache := m.NewKVCache()
-	out := make([]float32, 0, len(ids)*V)
 	for start := 0; start < len(ids); start += chunk {
 		st := []step{{cache: cache, tokens: ids[start:min(start+chunk, len(ids))], allLogits: true}}
 		if err := m.forward(a, st); err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, st[0].logits...)
+		visit(start, st[0].logits)
 	}
-	return out, nil
+	return nil
 }
 
 // layerNorm writes LayerNorm(in) to out row by row; in is (rows, C).
@@ -462,36 +469,24 @@ func residualAdd(x, y []float32) {
 // PromptLogprobs scores a prompt: entry i is the log-probability of ids[i]
 // given ids[:i] with the top most likely alternatives at that position;
 // entry 0 has none (Logprob NaN, no Top), as nothing precedes it. It runs
-// its own forward passes (64 tokens at a time) beside the engine's steps,
-// sharing the worker pool.
+// its own forward passes beside the engine's steps, sharing the worker
+// pool.
 func (m *Model) PromptLogprobs(ids []int, top int) ([]TokenLogprob, error) {
-	if len(ids) == 0 {
-		return nil, ErrEmptyPrompt
-	}
-	if len(ids) > m.Config.NPositions {
-		return nil, &ContextLengthError{PromptTokens: len(ids), Limit: m.Config.NPositions}
-	}
 	for _, id := range ids {
 		if id < 0 || id >= m.Config.VocabSize {
 			return nil, &ParamError{Param: "prompt", Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
 		}
 	}
-	const chunk = 64
 	V := m.Config.VocabSize
-	a := m.newActivations(chunk, chunk)
-	cache := m.NewKVCache()
 	out := make([]TokenLogprob, len(ids))
-	out[0] = TokenLogprob{ID: ids[0], Text: m.Tokenizer.TokenText(ids[0]), Logprob: math.NaN()}
-	for start := 0; start < len(ids)-1; start += chunk {
-		end := min(start+chunk, len(ids)-1) // the last token predicts nothing we score
-		st := []step{{cache: cache, tokens: ids[start:end], allLogits: true}}
-		if err := m.forward(a, st); err != nil {
-			return nil, err
-		}
-		for r := 0; r < end-start; r++ {
-			pos := start + r + 1
+	err := m.scorePrompt(ids, func(start int, logits []float32) {
+		for r := 0; r < len(logits)/V; r++ {
+			pos := start + r + 1 // row r predicts the token after it
+			if pos == len(ids) {
+				break
+			}
 			alts := make([]TopLogprob, top)
-			lp := logSoftmax(st[0].logits[r*V:(r+1)*V], ids[pos], alts)
+			lp := logSoftmax(logits[r*V:(r+1)*V], ids[pos], alts)
 			for k := range alts {
 				if alts[k].ID >= 0 {
 					alts[k].Text = m.Tokenizer.TokenText(alts[k].ID)
@@ -499,6 +494,10 @@ func (m *Model) PromptLogprobs(ids []int, top int) ([]TokenLogprob, error) {
 			}
 			out[pos] = TokenLogprob{ID: ids[pos], Text: m.Tokenizer.TokenText(ids[pos]), Logprob: lp, Top: alts}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	out[0] = TokenLogprob{ID: ids[0], Text: m.Tokenizer.TokenText(ids[0]), Logprob: math.NaN()}
 	return out, nil
 }
