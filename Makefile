@@ -8,18 +8,24 @@ ADDR       ?= :8000
 DATA       ?= data/gpt2d.db
 BIN        := bin/gpt2d
 
-.PHONY: build test race run weights bench lint clean
+.PHONY: build test unit race run weights bench lint clean
+STATICCHECK_VERSION ?= v0.8.2
 
 build:
 	go build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/gpt2d
 
-test:
-	go vet ./...
-	go test -count=1 -timeout 20m ./...
+# Everything CI checks: formatting, vet, staticcheck, the tests, and the
+# tests again under the race detector when a C compiler is present.
+test: lint unit race
+
+unit:
+	go test -count=1 -timeout 30m ./...
 
 # The race detector needs cgo; it is a test tool only, the binary stays static.
 race:
-	CGO_ENABLED=1 go test -race -count=1 -timeout 30m ./...
+	@if command -v gcc >/dev/null; then \
+		CGO_ENABLED=1 go test -race -count=1 -timeout 40m ./...; \
+	else echo "race: skipped, no C compiler (apt-get install gcc)"; fi
 
 # Fetch MODEL from the Hugging Face Hub and convert it to $(MODEL_FILE);
 # DTYPE=bf16|f16|int8 narrows the matrices (default f32).
@@ -37,8 +43,9 @@ bench: build
 	MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/bench.sh
 
 lint:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean:
 	rm -rf bin

@@ -35,9 +35,8 @@ type activations struct {
 	scores    [][]float32 // per attention part: (P)
 
 	// Blocked attention for prompt chunks (see attendBlock).
-	qp, sc, vt  []float32 // (M, D), (M, P), (D, P)
-	qk, sv      Linear    // Q·Kᵀ and S·V as Linear layers over the cache
-	blockStarts []int     // first row of each step
+	qp, sc, vt []float32 // (M, D), (M, P), (D, P)
+	qk, sv     Linear    // Q·Kᵀ and S·V as Linear layers over the cache
 
 	// Work for the pool's closures, set before each parallel call; the
 	// closures are built once so calling them allocates nothing.

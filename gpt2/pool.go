@@ -44,14 +44,18 @@ type Pool struct {
 
 // NewPool starts a pool of n workers (n < 1 means GOMAXPROCS), counting the
 // calling goroutine of each For as one of them: n-1 goroutines are started.
-func NewPool(n int) *Pool {
+func NewPool(n int) *Pool { return newPoolWatch(n, workerWatch) }
+
+// newPoolWatch is NewPool with the time workers watch for work before they
+// park. It is fixed before the workers start, so no worker reads it racily.
+func newPoolWatch(n int, watchFor time.Duration) *Pool {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
 	}
 	p := &Pool{
 		n:        n,
 		kern:     bestKernels(),
-		watchFor: workerWatch,
+		watchFor: watchFor,
 		free:     make(chan *job, 8),
 		active:   make([]*job, 0, 8),
 		idle:     make([]chan struct{}, 0, n),

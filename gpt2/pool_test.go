@@ -36,8 +36,7 @@ var watchTimes = []time.Duration{0, workerWatch}
 func TestForVisitsEveryIndexOnce(t *testing.T) {
 	for _, w := range watchTimes {
 		for _, n := range []int{1, 2, 3, 8} {
-			p := NewPool(n)
-			p.watchFor = w
+			p := newPoolWatch(n, w)
 			for _, total := range []int{0, 1, 2, 3, 7, 8, 9, 100, 1001} {
 				v := &visits{n: make([]atomic.Int32, total)}
 				p.For(total, v.fn)
@@ -65,8 +64,7 @@ func TestForSplitsIntoAtMostSizeChunks(t *testing.T) {
 
 func TestForConcurrentCallers(t *testing.T) {
 	for _, w := range watchTimes {
-		p := NewPool(2)
-		p.watchFor = w
+		p := newPoolWatch(2, w)
 		var wg sync.WaitGroup
 		for g := 0; g < 8; g++ {
 			wg.Add(1)
@@ -88,8 +86,7 @@ func TestForConcurrentCallers(t *testing.T) {
 // inside such a chunk: callers take their own chunks and never wait on one
 // that nobody has started.
 func TestForNested(t *testing.T) {
-	p := NewPool(2)
-	p.watchFor = 0
+	p := newPoolWatch(2, 0)
 	defer p.Close()
 	var total atomic.Int64
 	done := make(chan struct{})
