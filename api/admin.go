@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/store"
 )
 
 // listAudit is GET /admin/audit?before=&limit=: events newest first;
@@ -29,16 +31,22 @@ func (s *Server) listAudit(c *fiber.Ctx) error {
 
 // backup is GET /admin/backup: a consistent snapshot of the store, taken
 // in one read transaction while the server keeps serving and writing.
+// A PostgreSQL store has no such snapshot: it is backed up with pg_dump,
+// and the route says so with a 409 (a client error: nothing to retry).
 func (s *Server) backup(c *fiber.Ctx) error {
+	snap, ok := s.db.(store.Snapshotter)
+	if !ok {
+		return newError(fiber.StatusConflict, fmt.Sprintf(
+			"The %s store is not backed up through gpt2d: use the database's own tools (pg_dump)", s.db.Kind()))
+	}
 	s.audit(c, slog.LevelInfo, "admin.backup", currentUser(c), "", nil)
 	name := fmt.Sprintf("gpt2d-%s.db", s.cfg.Now().UTC().Format("20060102T150405Z"))
 	c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`"`)
 	log := s.log
-	db := s.db
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		start := time.Now()
-		n, err := db.WriteTo(w)
+		n, err := snap.WriteTo(w)
 		if err == nil {
 			err = w.Flush()
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/store"
 )
 
 // The "detail" strings clients of the original service compare against.
@@ -91,6 +93,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		if fe.Code == fiber.StatusRequestEntityTooLarge {
 			he.detail = "Request body too large"
 		}
+	case errors.Is(err, store.ErrUnavailable):
+		// The shared database is down or unreachable: the request may
+		// succeed once it is back (the pool reconnects by itself).
+		s.log.WarnContext(c.UserContext(), "store unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+		he = retryLater(fiber.StatusServiceUnavailable, "Service temporarily unavailable: the store cannot be reached", 5*time.Second)
 	default:
 		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 		he = newError(fiber.StatusInternalServerError, "Internal Server Error")

@@ -38,7 +38,7 @@ type Generator interface {
 // Config configures a Server. Store and Auth are required; every other
 // zero value means a working default.
 type Config struct {
-	Store *store.DB
+	Store store.Store
 	Auth  *auth.Service
 	// Logger receives request and audit lines (nil → slog.Default()).
 	Logger *slog.Logger
@@ -135,7 +135,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	app       *fiber.App
-	db        *store.DB
+	db        store.Store
 	auth      *auth.Service
 	filter    *Filter
 	registers *auth.Throttle
@@ -275,7 +275,18 @@ func (s *Server) health(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "loading"})
 	}
 	st := g.Stats()
-	return c.JSON(fiber.Map{"status": "ok", "model": s.modelName(g), "active": st.Active, "queued": st.Queued})
+	// A replica whose shared store is unreachable cannot authenticate
+	// anyone: it reports 503 so that a load balancer routes around it,
+	// and turns 200 again by itself once the store answers.
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.Warn("health: store unreachable", "store", s.db.Kind(), "err", err)
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "store_unavailable", "store": s.db.Kind(),
+			"model": s.modelName(g), "active": st.Active, "queued": st.Queued})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "store": s.db.Kind(), "model": s.modelName(g), "active": st.Active, "queued": st.Queued})
 }
 
 func (s *Server) modelName(g Generator) string {

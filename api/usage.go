@@ -21,7 +21,7 @@ import (
 // A crash loses at most one interval of usage; Close writes what is
 // pending. Its methods are safe for concurrent use.
 type usageRecorder struct {
-	db  *store.DB
+	db  store.Store
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -40,7 +40,7 @@ type usageKey struct {
 	day       time.Time // midnight UTC
 }
 
-func newUsageRecorder(db *store.DB, log *slog.Logger, interval time.Duration) *usageRecorder {
+func newUsageRecorder(db store.Store, log *slog.Logger, interval time.Duration) *usageRecorder {
 	r := &usageRecorder{db: db, log: log, pending: map[usageKey]store.Counts{}, touched: map[uint64]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.loop(interval)

@@ -1,7 +1,7 @@
 // Package auth decides who a caller is: password hashing and policy,
 // login with throttling, JWT access tokens, rotating refresh tokens and
 // API keys.
-// It keeps its durable state in a *store.DB and knows nothing of HTTP.
+// It keeps its durable state in a store.Store and knows nothing of HTTP.
 //
 // A *Service is safe for concurrent use.
 package auth
@@ -97,7 +97,7 @@ type Config struct {
 // Service authenticates users against a store.
 type Service struct {
 	cfg       Config
-	db        *store.DB
+	db        store.Store
 	key       []byte
 	dummyHash []byte
 	validator *jwt.Validator
@@ -106,7 +106,7 @@ type Service struct {
 }
 
 // New returns a Service that signs tokens with key (at least MinKeyBytes).
-func New(db *store.DB, key []byte, cfg Config) (*Service, error) {
+func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 	if len(key) < MinKeyBytes {
 		return nil, ErrShortKey
 	}

@@ -14,7 +14,7 @@ import (
 // first start and kept in the store, so tokens survive restarts. There is
 // no built-in default key. Secrets and files shorter than MinKeyBytes are
 // refused.
-func LoadKey(db *store.DB, secret, file string) ([]byte, error) {
+func LoadKey(db store.Store, secret, file string) ([]byte, error) {
 	switch {
 	case secret != "":
 		if len(secret) < MinKeyBytes {

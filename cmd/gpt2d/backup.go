@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gpt2d/store"
+	"gpt2d/store/postgres"
 )
 
 // runBackup implements `gpt2d backup FILE`: a consistent snapshot of the
@@ -40,6 +41,9 @@ func runBackup(ctx context.Context, args []string, stdin io.Reader, stderr io.Wr
 	dst := b.fs.Arg(0)
 
 	if server == "" {
+		if postgres.IsURL(cfg.Data) {
+			return errPGBackup
+		}
 		db, err := store.Open(cfg.Data, store.Options{ReadOnly: true})
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("backup: %w; the server is running: use --url to back up through it", err)

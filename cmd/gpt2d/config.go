@@ -17,8 +17,9 @@ import (
 // default. Secrets (JWT secret, bootstrap admin password) come only from
 // the environment or files: a command line is visible to every local user.
 type Config struct {
-	// Store
-	Data string // --data, GPT2D_DATA
+	// Store: a bbolt file path, or a postgres:// URL of a database that
+	// several replicas share.
+	Data string // --store (alias --data), GPT2D_STORE (or GPT2D_DATA)
 
 	// Model and engine
 	Model     string // --model, GPT2D_MODEL
@@ -136,7 +137,12 @@ func (b *binder) parse(args []string) error {
 }
 
 func (c *Config) bindStore(b *binder) {
-	b.str(&c.Data, "data", "GPT2D_DATA", "data/gpt2d.db", "store file")
+	def := "data/gpt2d.db"
+	if v, ok := b.env("GPT2D_DATA"); ok {
+		def = v
+	}
+	b.str(&c.Data, "store", "GPT2D_STORE", def, "store: a bbolt file path, or a postgres:// URL shared by replicas")
+	b.fs.StringVar(&c.Data, "data", c.Data, "alias of --store (GPT2D_DATA)")
 }
 
 func (c *Config) bindAuth(b *binder) {

@@ -4,6 +4,7 @@
 //	gpt2d serve   --model PATH --addr :8000 --data data/gpt2d.db
 //	gpt2d users   create --username NAME --role admin   (password from a prompt or stdin)
 //	gpt2d backup  FILE
+//	gpt2d store   migrate | copy --from data/gpt2d.db --to postgres://...
 //	gpt2d weights fetch|convert ...
 //	gpt2d bench   --model PATH
 //
@@ -29,6 +30,7 @@ commands:
   serve     serve the HTTP API (gpt2d serve --help for flags)
   users     manage accounts: users create --username NAME [--role admin], users list
   backup    write a consistent snapshot of the store: backup [--url URL] FILE
+  store     store migrate | store copy --from PATH --to postgres://...
   weights   fetch or convert model weights
   bench     measure generation throughput
 `
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runUsers(rest, stdin, stdout, stderr)
 	case "backup":
 		return runBackup(ctx, rest, stdin, stderr)
+	case "store":
+		return runStore(ctx, rest, stdout, stderr)
 	case "weights":
 		return runWeights(rest)
 	case "bench":

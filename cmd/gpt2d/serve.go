@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	db, err := store.Open(cfg.Data, store.Options{})
+	db, err := openStore(ctx, cfg.Data, log)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "registration", cfg.Registration)
+	log.Info("listening", "addr", ln.Addr().String(), "store", db.Kind(), "registration", cfg.Registration)
 
 	type loaded struct {
 		m    *gpt2.Model
@@ -156,7 +156,7 @@ wait:
 // bootstrapAdmin creates the admin named by GPT2D_ADMIN_USERNAME and
 // GPT2D_ADMIN_PASSWORD when the store has no admin yet. It never changes
 // an existing account.
-func bootstrapAdmin(svc *auth.Service, db *store.DB, cfg Config, log *slog.Logger) error {
+func bootstrapAdmin(svc *auth.Service, db store.Store, cfg Config, log *slog.Logger) error {
 	if cfg.AdminUsername == "" && cfg.AdminPassword == "" {
 		return nil
 	}

@@ -114,9 +114,9 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 }
 
 func listUsers(cfg Config, stdout io.Writer) error {
-	db, err := store.Open(cfg.Data, store.Options{ReadOnly: true})
+	db, err := openStoreForCLI(cfg.Data, true)
 	if err != nil {
-		return lockedHint(err)
+		return err
 	}
 	defer db.Close()
 	users, err := db.ListUsers(0, 1<<31-1)
@@ -131,10 +131,7 @@ func listUsers(cfg Config, stdout io.Writer) error {
 	return w.Flush()
 }
 
-func openForCLI(path string) (*store.DB, error) {
-	db, err := store.Open(path, store.Options{})
-	return db, lockedHint(err)
-}
+func openForCLI(spec string) (store.Store, error) { return openStoreForCLI(spec, false) }
 
 func lockedHint(err error) error {
 	if errors.Is(err, store.ErrLocked) {

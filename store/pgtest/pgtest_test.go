@@ -1,0 +1,41 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+func TestDatabasesAreFreshAndSeparate(t *testing.T) {
+	ctx := context.Background()
+	a, b := NewDatabase(t), NewDatabase(t)
+	if a == b {
+		t.Fatalf("same database twice: %s", a)
+	}
+	ca, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close(ctx)
+	if _, err := ca.Exec(ctx, "CREATE TABLE x (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := pgx.Connect(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	var n int
+	if err := cb.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table of one database visible in another: %d, %v", n, err)
+	}
+	var v string
+	if err := ca.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("PostgreSQL %s", v)
+}
