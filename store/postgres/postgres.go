@@ -187,7 +187,7 @@ const (
 func unavailableCode(code string) bool {
 	switch {
 	case len(code) == 5 && code[:2] == "08", // connection exception
-		len(code) == 5 && code[:2] == "53", // insufficient resources
+		len(code) == 5 && code[:2] == "53",                // insufficient resources
 		code == "57P01", code == "57P02", code == "57P03": // admin/crash shutdown, cannot connect now
 		return true
 	}
