@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"gorgonia.org/tensor"
+
 	"gpt2d/weights"
 )
 
@@ -35,7 +37,7 @@ func randomCheckpoint(tb testing.TB, cfg weights.Config, dtype weights.DType) *w
 		matrices[n] = true
 	}
 	for name, shape := range weights.CanonicalShapes(cfg) {
-		n := product(shape)
+		n := tensor.Shape(shape).TotalSize()
 		if !matrices[name] || dtype == weights.F32 {
 			f := make([]float32, n)
 			for i := range f {

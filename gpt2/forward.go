@@ -3,6 +3,8 @@ package gpt2
 import (
 	"fmt"
 	"math"
+
+	"gorgonia.org/tensor"
 )
 
 // step is one sequence's share of a forward pass: its tokens are appended
@@ -16,72 +18,98 @@ type step struct {
 	logits     []float32 // set by forward: (V) or (len(tokens), V) view into the activations
 }
 
-// activations is every buffer a forward pass needs, allocated once for up
-// to maxTokens rows (tokens of all sequences in one step) so the decode
-// loop allocates nothing.
+// logitRows returns how many rows of logits the step wants.
+func (s *step) logitRows() int {
+	switch {
+	case s.allLogits:
+		return len(s.tokens)
+	case s.wantLogits:
+		return 1
+	}
+	return 0
+}
+
+// activations is every buffer a forward pass needs, as tensors allocated
+// once for up to T rows (the tokens of all sequences in one step) of which
+// up to B want logits, so the decode loop allocates nothing. The shapes
+// are set here from the model's and are the operations' dimensions.
 type activations struct {
-	maxTokens int
-	x         []float32 // (M, C) residual stream
-	xn        []float32 // (M, C) layer-norm output
-	qkv       []float32 // (M, 3C)
-	att       []float32 // (M, C) attention output, heads concatenated
-	tmp       []float32 // (M, C) projection output
-	h         []float32 // (M, F) MLP hidden
-	last      []float32 // (B, C) final-norm rows that need logits
-	logits    []float32 // (B, V)
-	rowCache  []*KVCache
-	rowPos    []int
-	rowBlock  []bool      // row's attention runs in a blocked (GEMM) pass
-	scores    [][]float32 // per attention part: (P)
+	x      *tensor.Dense // (T, C) residual stream
+	xn     *tensor.Dense // (T, C) layer-norm output
+	qkv    *tensor.Dense // (T, 3C) queries, keys, values
+	att    *tensor.Dense // (T, C) attention output, heads concatenated
+	proj   *tensor.Dense // (T, C) a sub-block's output, before the residual add
+	h      *tensor.Dense // (T, F) MLP hidden
+	last   *tensor.Dense // (B, C) the rows that want logits
+	logits *tensor.Dense // (B, V)
 
-	// Blocked attention for prompt chunks (see attendBlock).
-	qp, sc, vt []float32 // (M, D), (M, P), (D, P)
-	qk, sv     Linear    // Q·Kᵀ and S·V as Linear layers over the cache
+	rows // what each row of the current pass is
 
-	// Work for the pool's closures, set before each parallel call; the
-	// closures are built once so calling them allocates nothing.
-	layer  int
-	rows   int
-	attnFn func(start, end int)
-	geluFn func(start, end int)
-	normFn func(start, end int)
-	normLN layerNorm
-	normIn []float32
-	normTo []float32
-	m      *Model
+	// Blocked attention of prompt chunks (see attendBlock).
+	qp, sc, vt *tensor.Dense // (T, D), (T, P), (D, P)
+	qk, sv     Linear        // Q·Kᵀ and S·V over views of a cache
+
+	// scores[i] is attention part i's (P) scratch: rows of a (parts, P)
+	// tensor, viewed once here.
+	scores [][]float32
+
+	heads int     // H: attention heads
+	eps   float64 // layer norm epsilon
+	erf   bool    // exact GELU (activation "gelu") rather than tanh's
+
+	// The pool runs closures made once, here, so that calling them
+	// allocates nothing; each operation sets its operands in args first.
+	pool                   *Pool
+	args                   opArgs
+	normFn, geluFn, attnFn func(start, end int)
+}
+
+// rows describes each row of the pass in flight, set by plan.
+type rows struct {
+	token   []int      // (T)
+	pos     []int      // (T) position in its sequence
+	cache   []*KVCache // (T) its sequence's cache
+	blocked []bool     // (T) its attention runs in a blocked pass
+	spans   []span     // the sequences whose attention runs blocked
+}
+
+// span is one sequence's consecutive rows [r0, r0+n) of a pass.
+type span struct {
+	r0, n int
+	cache *KVCache
+}
+
+// opArgs are the operands of the pool operation in flight.
+type opArgs struct {
+	in, out, w, b []float32 // layer norm: out = LayerNorm(in; w, b)
+	h             []float32 // GELU in place, rows of cols
+	cols          int
+	qkv, att      []float32 // attention over n rows at layer
+	n, layer      int
 }
 
 // newActivations allocates buffers for steps of up to maxTokens tokens and
 // up to maxSeqs sequences wanting logits.
 func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 	c := m.Config
-	C, F, P := c.NEmbd, c.Inner(), c.NPositions
-	parts := m.pool.Size() * 4
+	T, B := maxTokens, maxSeqs
+	C, F, P, D, V := c.NEmbd, c.Inner(), c.NPositions, c.HeadDim(), c.VocabSize
+	buf := func(shape ...int) *tensor.Dense {
+		return tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(shape...))
+	}
 	a := &activations{
-		maxTokens: maxTokens,
-		x:         make([]float32, maxTokens*C),
-		xn:        make([]float32, maxTokens*C),
-		qkv:       make([]float32, maxTokens*3*C),
-		att:       make([]float32, maxTokens*C),
-		tmp:       make([]float32, maxTokens*C),
-		h:         make([]float32, maxTokens*F),
-		last:      make([]float32, maxSeqs*C),
-		logits:    make([]float32, maxSeqs*c.VocabSize), // (B, V)
-		rowCache:  make([]*KVCache, maxTokens),
-		rowPos:    make([]int, maxTokens),
-		rowBlock:  make([]bool, maxTokens),
-		qp:        make([]float32, maxTokens*c.HeadDim()),
-		sc:        make([]float32, maxTokens*P),
-		vt:        make([]float32, c.HeadDim()*P),
-		scores:    make([][]float32, parts),
-		m:         m,
+		x: buf(T, C), xn: buf(T, C), qkv: buf(T, 3*C), att: buf(T, C), proj: buf(T, C), h: buf(T, F),
+		last: buf(B, C), logits: buf(B, V),
+		rows: rows{
+			token: make([]int, T), pos: make([]int, T), cache: make([]*KVCache, T),
+			blocked: make([]bool, T), spans: make([]span, 0, T/blockAttnMin+1),
+		},
+		qp: buf(T, D), sc: buf(T, P), vt: buf(D, P),
+		heads: c.NHead, eps: c.LayerNormEpsilon, erf: c.ActivationFunction == "gelu",
+		pool: m.pool,
 	}
-	for i := range a.scores {
-		a.scores[i] = make([]float32, P)
-	}
-	a.attnFn = a.attentionParts
-	a.geluFn = a.geluRows
-	a.normFn = a.normRows
+	a.scores = layerViews(buf(m.pool.Size()*4, P))
+	a.normFn, a.geluFn, a.attnFn = a.normRows, a.geluRows, a.attentionParts
 	return a
 }
 
@@ -89,107 +117,102 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 // leaves, for each step with wantLogits, the next-token logits in
 // step.logits. All tokens go through each weight matrix together, so the
 // weights are read once per step however many sequences share it.
+//
+// Every operation reads and writes the first n rows of its operands.
 func (m *Model) forward(a *activations, steps []step) error {
-	cfg := m.Config
-	C := cfg.NEmbd
-	M, B := 0, 0
-	for i := range steps {
-		s := &steps[i]
-		if s.cache.n+len(s.tokens) > s.cache.ctx {
-			return &ContextLengthError{PromptTokens: s.cache.n, NewTokens: len(s.tokens), Limit: s.cache.ctx}
-		}
-		for j, t := range s.tokens {
-			a.rowBlock[M+j] = len(s.tokens) >= blockAttnMin
-			if t < 0 || t >= cfg.VocabSize {
-				return &ParamError{Param: "token", Msg: fmt.Sprintf("id %d outside the vocabulary", t)}
-			}
-			a.rowCache[M+j] = s.cache
-			a.rowPos[M+j] = s.cache.n + j
-		}
-		M += len(s.tokens)
-		switch {
-		case s.allLogits:
-			B += len(s.tokens)
-		case s.wantLogits:
-			B++
-		}
+	n, nLogits, err := a.plan(steps, m.Config.VocabSize)
+	if err != nil {
+		return err
 	}
-	if M > a.maxTokens || B*C > len(a.last) {
-		return fmt.Errorf("gpt2: step of %d tokens / %d sequences exceeds the activations' capacity", M, B)
-	}
-	a.rows = M
+	x, xn, qkv, att, proj, h := a.x, a.xn, a.qkv, a.att, a.proj, a.h
 
-	// x = wte[token] + wpe[position]
-	wpe := m.wpeF
-	r := 0
-	for i := range steps {
-		for _, t := range steps[i].tokens {
-			x := a.x[r*C : (r+1)*C]
-			m.wte.row(x, t)
-			pos := a.rowPos[r]
-			for k, p := range wpe[pos*C : (pos+1)*C] {
-				x[k] += p
-			}
-			r++
-		}
+	m.embed(x, a.token[:n], a.pos[:n]) // x = wte[token] + wpe[pos]
+	for l, b := range m.layers {
+		a.layerNorm(xn, x, n, b.ln1) // attention: x += proj(attention(ln_1(x)))
+		a.matmul(qkv, xn, n, b.attn)
+		a.attention(att, qkv, n, l)
+		a.matmul(proj, att, n, b.proj)
+		residual(x, proj, n)
+		a.layerNorm(xn, x, n, b.ln2) // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
+		a.matmul(h, xn, n, b.fc)
+		a.gelu(h, n)
+		a.matmul(proj, h, n, b.fcProj)
+		residual(x, proj, n)
 	}
+	gatherLogitRows(a.last, x, steps) // only the rows whose logits are wanted
+	a.layerNorm(a.last, a.last, nLogits, m.lnF)
+	a.matmul(a.logits, a.last, nLogits, m.wte) // the LM head is the embedding
+	scatterLogits(steps, a.logits)
 
-	x, xn := a.x[:M*C], a.xn[:M*C]
-	for l := range m.layers {
-		blk := &m.layers[l]
-		a.layer = l
-		// Attention sub-block: x += proj(attention(ln_1(x)))
-		m.layerNorm(a, xn, x, blk.ln1)
-		m.pool.linear(a.qkv, xn, M, blk.attn)
-		a.storeKV(l)
-		m.attention(a, steps)
-		m.pool.linear(a.tmp, a.att, M, blk.proj)
-		residualAdd(x, a.tmp[:M*C])
-		// MLP sub-block: x += c_proj(gelu(c_fc(ln_2(x))))
-		m.layerNorm(a, xn, x, blk.ln2)
-		m.pool.linear(a.h, xn, M, blk.fc)
-		m.pool.For(M, a.geluFn)
-		m.pool.linear(a.tmp, a.h, M, blk.fcProj)
-		residualAdd(x, a.tmp[:M*C])
-	}
-
-	// Logits only for the last token of the steps that want them.
-	b := 0
-	r = 0
-	for i := range steps {
-		n := len(steps[i].tokens)
-		r += n
-		switch {
-		case steps[i].allLogits:
-			copy(a.last[b*C:(b+n)*C], x[(r-n)*C:r*C])
-			b += n
-		case steps[i].wantLogits:
-			copy(a.last[b*C:(b+1)*C], x[(r-1)*C:r*C])
-			b++
-		}
-	}
 	for i := range steps {
 		steps[i].cache.n += len(steps[i].tokens)
 	}
-	if B == 0 {
-		return nil
-	}
-	m.layerNorm(a, a.last[:B*C], a.last[:B*C], m.lnF)
-	m.pool.linear(a.logits, a.last[:B*C], B, m.wte)
-	V := cfg.VocabSize
-	b = 0
-	for i := range steps {
-		n := 0
-		switch {
-		case steps[i].allLogits:
-			n = len(steps[i].tokens)
-		case steps[i].wantLogits:
-			n = 1
-		}
-		steps[i].logits = a.logits[b*V : (b+n)*V]
-		b += n
-	}
 	return nil
+}
+
+// plan checks the steps against the vocabulary, their caches' room and
+// the activations' capacity, then records what each row of the pass is
+// and which sequences' attention runs blocked (blockAttnMin tokens or
+// more). It returns the number of rows and of rows wanting logits.
+func (a *activations) plan(steps []step, vocab int) (n, nLogits int, err error) {
+	for i := range steps {
+		s := &steps[i]
+		if s.cache.n+len(s.tokens) > s.cache.ctx {
+			return 0, 0, &ContextLengthError{PromptTokens: s.cache.n, NewTokens: len(s.tokens), Limit: s.cache.ctx}
+		}
+		for _, t := range s.tokens {
+			if t < 0 || t >= vocab {
+				return 0, 0, &ParamError{Param: "token", Msg: fmt.Sprintf("id %d outside the vocabulary", t)}
+			}
+		}
+		n += len(s.tokens)
+		nLogits += s.logitRows()
+	}
+	if n > a.x.Shape()[0] || nLogits > a.last.Shape()[0] {
+		return 0, 0, fmt.Errorf("gpt2: step of %d tokens / %d logit rows exceeds the activations' capacity", n, nLogits)
+	}
+	r := 0
+	a.spans = a.spans[:0]
+	for i := range steps {
+		s := &steps[i]
+		blocked := len(s.tokens) >= blockAttnMin
+		if blocked {
+			a.spans = append(a.spans, span{r0: r, n: len(s.tokens), cache: s.cache})
+		}
+		for j, t := range s.tokens {
+			a.token[r], a.pos[r], a.cache[r], a.blocked[r] = t, s.cache.n+j, s.cache, blocked
+			r++
+		}
+	}
+	return n, nLogits, nil
+}
+
+// gatherLogitRows copies into last (B, C) the rows of x (T, C) whose
+// logits the steps want, in step order: every row of an allLogits step,
+// the last row of a wantLogits one.
+func gatherLogitRows(last, x *tensor.Dense, steps []step) {
+	C := x.Shape()[1]
+	dst, src := last.Float32s(), x.Float32s()
+	b, r := 0, 0
+	for i := range steps {
+		r += len(steps[i].tokens)
+		k := steps[i].logitRows()
+		copy(dst[b*C:(b+k)*C], src[(r-k)*C:r*C])
+		b += k
+	}
+}
+
+// scatterLogits points each step's logits at its rows of logits (B, V),
+// in the order gatherLogitRows laid them out.
+func scatterLogits(steps []step, logits *tensor.Dense) {
+	V := logits.Shape()[1]
+	all := logits.Float32s()
+	b := 0
+	for i := range steps {
+		k := steps[i].logitRows()
+		steps[i].logits = all[b*V : (b+k)*V]
+		b += k
+	}
 }
 
 // PromptLogits returns the next-token logits after every prefix of ids,
@@ -225,18 +248,37 @@ func (m *Model) scorePrompt(ids []int, visit func(start int, logits []float32)) 
 	return nil
 }
 
-// layerNorm writes LayerNorm(in) to out row by row; in is (rows, C).
-func (m *Model) layerNorm(a *activations, out, in []float32, ln layerNorm) {
-	a.normLN, a.normIn, a.normTo = ln, in, out
-	m.pool.For(len(in)/m.Config.NEmbd, a.normFn)
+// The operations of the forward pass, in the order it calls them. Each
+// takes its operands as tensors whose shapes newActivations and the
+// model's loading fixed, and works on their first n rows.
+
+// embed: x (n, C) = wte[tokens] + wpe[pos], row by row.
+func (m *Model) embed(x *tensor.Dense, tokens, pos []int) {
+	C := x.Shape()[1]
+	xs, wpe := x.Float32s(), m.wpe.Float32s()
+	for r, t := range tokens {
+		row := xs[r*C : (r+1)*C]
+		m.wte.row(row, t)
+		for k, p := range wpe[pos[r]*C : (pos[r]+1)*C] {
+			row[k] += p
+		}
+	}
+}
+
+// layerNorm: out (n, C) = LayerNorm(in (n, C)) with ln's scale and shift
+// (C), row by row across the pool. out may be in.
+func (a *activations) layerNorm(out, in *tensor.Dense, n int, ln layerNorm) {
+	C := in.Shape()[1]
+	a.args.in, a.args.out = in.Float32s()[:n*C], out.Float32s()[:n*C]
+	a.args.w, a.args.b = ln.w.Float32s(), ln.b.Float32s()
+	a.pool.For(n, a.normFn)
 }
 
 func (a *activations) normRows(start, end int) {
-	C := a.m.Config.NEmbd
-	eps := a.m.Config.LayerNormEpsilon
-	w, b := a.normLN.w, a.normLN.b
+	w, b := a.args.w, a.args.b
+	C := len(w)
 	for r := start; r < end; r++ {
-		layerNormRow(a.normTo[r*C:(r+1)*C], a.normIn[r*C:(r+1)*C], w, b, eps)
+		layerNormRow(a.args.out[r*C:(r+1)*C], a.args.in[r*C:(r+1)*C], w, b, a.eps)
 	}
 }
 
@@ -259,154 +301,20 @@ func layerNormRow(out, x, w, b []float32, eps float64) {
 	}
 }
 
-// storeKV copies the keys and values of every row (from qkv) into the
-// row's sequence cache at the row's position, for layer l.
-func (a *activations) storeKV(l int) {
-	cfg := a.m.Config
-	C, H, D := cfg.NEmbd, cfg.NHead, cfg.HeadDim()
-	for r := 0; r < a.rows; r++ {
-		cache := a.rowCache[r]
-		k, v := cache.layer(l)
-		p := a.rowPos[r]
-		q := a.qkv[r*3*C : (r+1)*3*C]
-		for h := 0; h < H; h++ {
-			dst := (h*cache.ctx + p) * D
-			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
-			// Values are stored transposed: column p of head h's (D, P).
-			vt := v[h*cache.ctx*D:]
-			for d, x := range q[2*C+h*D : 2*C+(h+1)*D] {
-				vt[d*cache.ctx+p] = x
-			}
-		}
-	}
+// matmul: out (n, Out) = x (n, In) · Wᵀ + bias, across the pool.
+func (a *activations) matmul(out, x *tensor.Dense, n int, l *Linear) {
+	a.pool.linear(out.Float32s(), x.Float32s(), n, l)
 }
 
-// blockAttnMin is the fewest tokens a sequence adds in one step for its
-// attention to run as two matrix products instead of row by row.
-const blockAttnMin = 16
-
-// attention computes causal self-attention for every row of the step into
-// a.att: rows of long prompt chunks as matrix products per (sequence,
-// head), the rest (decode tokens, short chunks) row by row in parallel.
-func (m *Model) attention(a *activations, steps []step) {
-	m.pool.For(len(a.scores), a.attnFn)
-	r := 0
-	for i := range steps {
-		n := len(steps[i].tokens)
-		if n >= blockAttnMin {
-			for h := 0; h < m.Config.NHead; h++ {
-				m.attendBlock(a, steps[i].cache, r, n, h)
-			}
-		}
-		r += n
-	}
+// gelu applies GPT-2's activation in place to h (n, F), across the pool.
+func (a *activations) gelu(h *tensor.Dense, n int) {
+	a.args.h, a.args.cols = h.Float32s(), h.Shape()[1]
+	a.pool.For(n, a.geluFn)
 }
 
-// attendBlock computes head h's attention for rows [r0, r0+n), the
-// consecutive new tokens of one sequence at positions p0 … p0+n-1:
-//
-//	S (n, p0+n) = (Q·scale) · Kᵀ      keys of every visible position
-//	S           = softmax(causal mask(S)) row by row
-//	O (n, D)    = S · V
-//
-// both products through the pool's GEMM kernels.
-func (m *Model) attendBlock(a *activations, cache *KVCache, r0, n, h int) {
-	cfg := m.Config
-	C, D := cfg.NEmbd, cfg.HeadDim()
-	p0 := a.rowPos[r0]
-	keys := p0 + n
-	k, v := cache.layer(a.layer)
-	head := h * cache.ctx * D
-	scale := float32(1 / math.Sqrt(float64(D)))
-	qp := a.qp[:n*D]
-	for i := 0; i < n; i++ {
-		q := a.qkv[(r0+i)*3*C+h*D : (r0+i)*3*C+(h+1)*D]
-		for d, x := range q {
-			qp[i*D+d] = x * scale
-		}
-	}
-	a.qk = Linear{In: D, Out: keys, Type: WeightF32, F32: k[head : head+keys*D]}
-	sc := a.sc[:n*keys]
-	m.pool.linear(sc, qp, n, &a.qk)
-	for i := 0; i < n; i++ {
-		row := sc[i*keys : (i+1)*keys]
-		softmaxInPlace(row[:p0+i+1])
-		clear(row[p0+i+1:])
-	}
-	// The cache holds Vᵀ with rows of P; the kernel wants rows of keys.
-	vt := a.vt[:D*keys]
-	for d := 0; d < D; d++ {
-		copy(vt[d*keys:(d+1)*keys], v[head+d*cache.ctx:head+d*cache.ctx+keys])
-	}
-	a.sv = Linear{In: keys, Out: D, Type: WeightF32, F32: vt}
-	out := a.qp[:n*D] // Q is no longer needed
-	m.pool.linear(out, sc, n, &a.sv)
-	for i := 0; i < n; i++ {
-		copy(a.att[(r0+i)*C+h*D:(r0+i)*C+(h+1)*D], out[i*D:(i+1)*D])
-	}
-}
-
-// attentionParts runs causal self-attention for a share of the (row, head)
-// pairs. Part i of len(a.scores) takes a contiguous range of pairs and
-// uses a.scores[i] as its scratch.
-func (a *activations) attentionParts(start, end int) {
-	cfg := a.m.Config
-	H, D, C := cfg.NHead, cfg.HeadDim(), cfg.NEmbd
-	total := a.rows * H
-	parts := len(a.scores)
-	scale := float32(1 / math.Sqrt(float64(D)))
-	for part := start; part < end; part++ {
-		lo, hi := part*total/parts, (part+1)*total/parts
-		scores := a.scores[part]
-		for pair := lo; pair < hi; pair++ {
-			r, h := pair/H, pair%H
-			if a.rowBlock[r] {
-				continue
-			}
-			cache := a.rowCache[r]
-			k, v := cache.layer(a.layer)
-			n := a.rowPos[r] + 1
-			head := h * cache.ctx * D
-			q := a.qkv[r*3*C+h*D : r*3*C+(h+1)*D]
-			out := a.att[r*C+h*D : r*C+(h+1)*D]
-			attendHead(out, q, k[head:head+n*D], v[head:head+D*cache.ctx], cache.ctx, scores[:n], scale)
-		}
-	}
-}
-
-// attendHead computes one head's attention output for one query:
-// out (D) = softmax(q·Kᵀ·scale) · V, where K is the (n, D) keys of the
-// positions the query may see, vt holds Vᵀ as D rows of stride ldv (the
-// first n of each are those positions' values), and scores is (n)
-// scratch. Both products are dot products over long contiguous rows.
-func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float32) {
-	D, n := len(q), len(scores)
-	for j := range scores {
-		scores[j] = dot(q, k[j*D:(j+1)*D]) * scale
-	}
-	softmaxInPlace(scores)
-	for d := range out {
-		out[d] = dot(scores, vt[d*ldv:d*ldv+n])
-	}
-}
-
-// softmaxInPlace replaces x with softmax(x).
-func softmaxInPlace(x []float32) {
-	mx := maxf(x)
-	var sum float32
-	for j, v := range x {
-		e := expf(v - mx)
-		x[j] = e
-		sum += e
-	}
-	scale(x, 1/sum)
-}
-
-// geluRows applies GPT-2's activation in place to MLP rows [start, end).
 func (a *activations) geluRows(start, end int) {
-	F := a.m.Config.Inner()
-	h := a.h[start*F : end*F]
-	if a.m.Config.ActivationFunction == "gelu" {
+	h := a.args.h[start*a.args.cols : end*a.args.cols]
+	if a.erf {
 		for i, x := range h {
 			h[i] = float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
 		}
@@ -422,6 +330,16 @@ func geluTanh(h []float32) {
 	for i, x := range h {
 		y := 2 * c * (x + 0.044715*x*x*x)
 		h[i] = x - x/(expf(y)+1)
+	}
+}
+
+// residual: x (n, C) += y (n, C).
+func residual(x, y *tensor.Dense, n int) {
+	C := x.Shape()[1]
+	ys := y.Float32s()[:n*C]
+	xs := x.Float32s()[:len(ys)]
+	for i, v := range ys {
+		xs[i] += v
 	}
 }
 
@@ -456,13 +374,6 @@ func expf(x float32) float32 {
 	p = p*r + 5.0000001201e-1
 	p = p*r*r + r + 1
 	return p * math.Float32frombits(uint32(ni+127)<<23)
-}
-
-// residualAdd: x += y, both (M, C).
-func residualAdd(x, y []float32) {
-	for i, v := range y {
-		x[i] += v
-	}
 }
 
 // PromptLogprobs scores a prompt: entry i is the log-probability of ids[i]

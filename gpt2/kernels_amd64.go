@@ -308,12 +308,6 @@ func dotVecAVX512(a, b []float32) float32 {
 	return dotAVX512(&a[0], &b[:len(a)][0], len(a))
 }
 
-func axpyVecAVX512(alpha float32, x, y []float32) {
-	if len(x) > 0 {
-		axpyAVX512(alpha, &x[0], &y[:len(x)][0], len(x))
-	}
-}
-
 func scaleVecAVX512(x []float32, s float32) {
 	if len(x) > 0 {
 		scaleAVX512(&x[0], len(x), s)
@@ -325,9 +319,6 @@ func maxfVecAVX512(x []float32) float32 { return maxfAVX512(&x[0], len(x)) }
 
 //go:noescape
 func dotAVX512(a, b *float32, n int) float32
-
-//go:noescape
-func axpyAVX512(alpha float32, x, y *float32, n int)
 
 //go:noescape
 func scaleAVX512(x *float32, n int, s float32)

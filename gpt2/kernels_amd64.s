@@ -1798,47 +1798,6 @@ dot_sum:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// func axpyAVX512(alpha float32, x, y *float32, n int)
-TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
-	VBROADCASTSS alpha+0(FP), Z0
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	MOVQ n+24(FP), CX
-	CMPQ CX, $32
-	JLT  axpy_16
-axpy_32:
-	VMOVUPS (DI), Z1
-	VMOVUPS 64(DI), Z2
-	VFMADD231PS (SI), Z0, Z1
-	VFMADD231PS 64(SI), Z0, Z2
-	VMOVUPS Z1, (DI)
-	VMOVUPS Z2, 64(DI)
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  axpy_32
-axpy_16:
-	CMPQ CX, $16
-	JLT  axpy_tail
-	VMOVUPS (DI), Z1
-	VFMADD231PS (SI), Z0, Z1
-	VMOVUPS Z1, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-axpy_tail:
-	TESTQ CX, CX
-	JZ   axpy_done
-	TAILMASK
-	VMOVUPS.Z (DI), K1, Z1
-	VMOVUPS.Z (SI), K1, Z2
-	VFMADD231PS Z2, Z0, Z1
-	VMOVUPS Z1, K1, (DI)
-axpy_done:
-	VZEROUPPER
-	RET
-
 // func scaleAVX512(x *float32, n int, s float32)
 TEXT ·scaleAVX512(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), DI

@@ -184,17 +184,6 @@ func dotVecAVX2(a, b []float32) float32 {
 	return s
 }
 
-func axpyVecAVX2(alpha float32, x, y []float32) {
-	y = y[:len(x)]
-	n8 := len(x) &^ 7
-	if n8 > 0 {
-		axpyAVX2(alpha, &x[0], &y[0], n8)
-	}
-	for i := n8; i < len(x); i++ {
-		y[i] += alpha * x[i]
-	}
-}
-
 func scaleVecAVX2(x []float32, s float32) {
 	n8 := len(x) &^ 7
 	if n8 > 0 {
@@ -256,9 +245,6 @@ func cvtI8AVX2(dst *float32, src *int8, n int, scale float32)
 
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
-
-//go:noescape
-func axpyAVX2(alpha float32, x, y *float32, n int)
 
 //go:noescape
 func scaleAVX2(x *float32, n int, s float32)

@@ -796,26 +796,6 @@ sum:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// func axpyAVX2(alpha float32, x, y *float32, n int)
-TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
-	VBROADCASTSS alpha+0(FP), Y0
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	MOVQ n+24(FP), CX
-	SHRQ $3, CX
-	JZ   done
-loop:
-	VMOVUPS (DI), Y1
-	VFMADD231PS (SI), Y0, Y1
-	VMOVUPS Y1, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  loop
-done:
-	VZEROUPPER
-	RET
-
 // func scaleAVX2(x *float32, n int, s float32)
 TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), DI

@@ -17,11 +17,9 @@ func simdKernels() []*kernels { return nil }
 
 // The vector entry points vec.go names; never called off amd64.
 
-func dotVecAVX512(a, b []float32) float32         { panic("gpt2: no assembly") }
-func axpyVecAVX512(alpha float32, x, y []float32) { panic("gpt2: no assembly") }
-func scaleVecAVX512(x []float32, s float32)       { panic("gpt2: no assembly") }
-func maxfVecAVX512(x []float32) float32           { panic("gpt2: no assembly") }
-func dotVecAVX2(a, b []float32) float32           { panic("gpt2: no assembly") }
-func axpyVecAVX2(alpha float32, x, y []float32)   { panic("gpt2: no assembly") }
-func scaleVecAVX2(x []float32, s float32)         { panic("gpt2: no assembly") }
-func maxfVecAVX2(x []float32) float32             { panic("gpt2: no assembly") }
+func dotVecAVX512(a, b []float32) float32   { panic("gpt2: no assembly") }
+func scaleVecAVX512(x []float32, s float32) { panic("gpt2: no assembly") }
+func maxfVecAVX512(x []float32) float32     { panic("gpt2: no assembly") }
+func dotVecAVX2(a, b []float32) float32     { panic("gpt2: no assembly") }
+func scaleVecAVX2(x []float32, s float32)   { panic("gpt2: no assembly") }
+func maxfVecAVX2(x []float32) float32       { panic("gpt2: no assembly") }

@@ -1,5 +1,7 @@
 package gpt2
 
+import "gorgonia.org/tensor"
+
 // KVCache holds one sequence's attention keys and values for every layer
 // and position, preallocated to the model's context window so decoding
 // never allocates.
@@ -8,24 +10,35 @@ package gpt2
 // of all positions are one contiguous (P, D) block and the values one
 // (D, P) block (transposed), so both attention products — scores over
 // keys, then the score-weighted sum of values — are dot products over
-// contiguous rows.
+// contiguous rows. The per-layer views are made once, in NewKVCache.
 type KVCache struct {
-	k, v   []float32
-	layers int
-	ctx    int // P: positions the cache can hold
-	width  int // C
-	n      int // positions filled
+	k, v   *tensor.Dense // (L, H, P, D) and (L, H, D, P)
+	kl, vl [][]float32   // layer l's (H, P, D) keys and (H, D, P) values
+	ctx    int           // P: positions the cache can hold, from k's shape
+	n      int           // positions filled
 }
 
 // NewKVCache allocates a cache for sequences of up to the model's
 // n_positions tokens.
 func (m *Model) NewKVCache() *KVCache {
 	c := m.Config
-	size := c.NLayer * c.NPositions * c.NEmbd
-	return &KVCache{
-		k: make([]float32, size), v: make([]float32, size),
-		layers: c.NLayer, ctx: c.NPositions, width: c.NEmbd,
+	L, H, P, D := c.NLayer, c.NHead, c.NPositions, c.HeadDim()
+	k := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, H, P, D))
+	v := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, H, D, P))
+	return &KVCache{k: k, v: v, kl: layerViews(k), vl: layerViews(v), ctx: k.Shape()[2]}
+}
+
+// layerViews returns the backing slices of t's views along its first axis.
+func layerViews(t *tensor.Dense) [][]float32 {
+	views := make([][]float32, t.Shape()[0])
+	for l := range views {
+		view, err := t.Slice(tensor.S(l))
+		if err != nil {
+			panic(err) // l is within the shape
+		}
+		views[l] = view.(*tensor.Dense).Float32s()
 	}
+	return views
 }
 
 // Len returns the number of positions whose keys and values are cached.
@@ -35,10 +48,4 @@ func (c *KVCache) Len() int { return c.n }
 func (c *KVCache) Reset() { c.n = 0 }
 
 // Bytes returns the memory the cache holds.
-func (c *KVCache) Bytes() int { return 4 * (len(c.k) + len(c.v)) }
-
-// layer returns layer l's key and value planes, each (P, C).
-func (c *KVCache) layer(l int) (k, v []float32) {
-	size := c.ctx * c.width
-	return c.k[l*size : (l+1)*size], c.v[l*size : (l+1)*size]
-}
+func (c *KVCache) Bytes() int { return 4 * (c.k.Shape().TotalSize() + c.v.Shape().TotalSize()) }

@@ -19,38 +19,87 @@ const (
 
 // Linear is a dense layer y = x·Wᵀ + b.
 //
-// W is stored as Out rows of In contiguous elements ([Out, In], the
-// transpose of Hugging Face's Conv1D [in, out]) so that a kernel streams
-// each output's weights once. Exactly one of F32, U16 and I8 holds W,
-// according to Type. For WeightI8, W[o][i] = I8[o*In+i] * Scale[o].
+// W is the weight matrix, (Out, In): Out rows of In contiguous elements
+// (the transpose of Hugging Face's Conv1D [in, out]) so that a kernel
+// streams each output's weights once. Its shape is the source of In and
+// Out, copied here by linearOf for the kernels. Exactly one of F32, U16
+// and I8 is W's backing slice, according to Type. For WeightI8, W[o][i] =
+// I8[o*In+i] * Scale[o].
 type Linear struct {
 	In, Out int
 	Type    WeightType
 	F32     []float32
 	U16     []uint16
 	I8      []int8
-	Scale   []float32
-	Bias    []float32 // [Out], or nil for no bias
+	Scale   []float32 // (Out) for WeightI8, else nil
+	Bias    []float32 // (Out), or nil for no bias
 
-	// W is the weight matrix as a tensor view of the backing slice above.
 	W *tensor.Dense
 }
 
-// newLinear builds a Linear over the given backing slice, wrapping it in a
-// tensor without copying.
-func newLinear(in, out int, typ WeightType, backing any, scale, bias []float32) *Linear {
-	l := &Linear{In: in, Out: out, Type: typ, Scale: scale, Bias: bias}
-	switch b := backing.(type) {
-	case []float32:
-		l.F32 = b
-	case []uint16:
-		l.U16 = b
-	case []int8:
-		l.I8 = b
-	default:
-		panic("gpt2: unsupported linear backing type")
+// linearOf builds a Linear over the tensors w (Out, In), scale (Out; I8
+// only) and bias (Out, or nil), checking their shapes and element types
+// once so that the kernels can take the backing slices as they are. Errors
+// name the tensor.
+func linearOf(name string, typ WeightType, w, scale, bias *tensor.Dense) (*Linear, error) {
+	if w.Dims() != 2 {
+		return nil, fmt.Errorf("tensor %s: shape %v is not a matrix", name, w.Shape())
 	}
-	l.W = tensor.New(tensor.WithShape(out, in), tensor.WithBacking(backing))
+	l := &Linear{Out: w.Shape()[0], In: w.Shape()[1], Type: typ, W: w}
+	want := tensor.Float32
+	switch typ {
+	case WeightBF16, WeightF16:
+		want = tensor.Uint16
+	case WeightI8:
+		want = tensor.Int8
+	}
+	if w.Dtype() != want {
+		return nil, fmt.Errorf("tensor %s: element type %v, want %v", name, w.Dtype(), want)
+	}
+	vector := func(t *tensor.Dense, what string) ([]float32, error) {
+		if t.Dtype() != tensor.Float32 || !t.Shape().Eq(tensor.Shape{l.Out}) {
+			return nil, fmt.Errorf("tensor %s %s: %v of shape %v, want float32 of (%d)", name, what, t.Dtype(), t.Shape(), l.Out)
+		}
+		return t.Float32s(), nil
+	}
+	var err error
+	switch typ {
+	case WeightF32:
+		l.F32 = w.Float32s()
+	case WeightBF16, WeightF16:
+		l.U16 = w.Uint16s()
+	case WeightI8:
+		l.I8 = w.Int8s()
+		if scale == nil {
+			return nil, fmt.Errorf("tensor %s: int8 weights without a scale", name)
+		}
+		if l.Scale, err = vector(scale, "scale"); err != nil {
+			return nil, err
+		}
+	}
+	if bias != nil {
+		if l.Bias, err = vector(bias, "bias"); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// newLinear is linearOf over plain slices: an in→out layer whose weights
+// are backing ([]float32, []uint16 or []int8 by typ). It panics on
+// operands that do not fit.
+func newLinear(in, out int, typ WeightType, backing any, scale, bias []float32) *Linear {
+	vector := func(v []float32) *tensor.Dense {
+		if v == nil {
+			return nil
+		}
+		return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v))
+	}
+	w := tensor.New(tensor.WithShape(out, in), tensor.WithBacking(backing))
+	l, err := linearOf("linear", typ, w, vector(scale), vector(bias))
+	if err != nil {
+		panic("gpt2: " + err.Error())
+	}
 	return l
 }
 

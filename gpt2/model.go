@@ -7,6 +7,7 @@ package gpt2
 import (
 	"fmt"
 	"runtime"
+	"slices"
 
 	"gorgonia.org/tensor"
 
@@ -26,9 +27,11 @@ type Model struct {
 
 	Tokenizer *tokenizer.Tokenizer
 
-	wte    *Linear       // [V, C]: token embedding rows and the tied LM head
-	wpe    *tensor.Dense // [P, C]
-	wpeF   []float32     // wpe's backing slice
+	// The weights, as tensors whose shapes were checked against Config
+	// when the model was built (C = n_embd, F = MLP width, V = vocab,
+	// P = positions).
+	wte    *Linear       // (V, C): token embedding rows and the tied LM head
+	wpe    *tensor.Dense // (P, C)
 	layers []block       // transformer blocks
 	lnF    layerNorm     // final layer norm
 	pool   *Pool
@@ -38,27 +41,14 @@ type Model struct {
 // block is one transformer layer's weights.
 type block struct {
 	ln1, ln2 layerNorm
-	attn     *Linear // c_attn: [3C, C], fused q, k, v
-	proj     *Linear // attn.c_proj: [C, C]
-	fc       *Linear // mlp.c_fc: [F, C]
-	fcProj   *Linear // mlp.c_proj: [C, F]
+	attn     *Linear // c_attn: (3C, C), fused q, k, v
+	proj     *Linear // attn.c_proj: (C, C)
+	fc       *Linear // mlp.c_fc: (F, C)
+	fcProj   *Linear // mlp.c_proj: (C, F)
 }
 
-// layerNorm is a LayerNorm's scale and shift, each [C], as tensors and
-// as their backing slices (Dense.Data allocates, so the hot loop keeps the
-// slices).
-type layerNorm struct {
-	W, B *tensor.Dense
-	w, b []float32
-}
-
-func newLayerNorm(w, b *tensor.Dense) layerNorm {
-	ln := layerNorm{W: w, B: b}
-	if w != nil && b != nil {
-		ln.w, ln.b = data(w), data(b)
-	}
-	return ln
-}
+// layerNorm is a LayerNorm's scale and shift, each (C).
+type layerNorm struct{ w, b *tensor.Dense }
 
 // Options tunes how a model runs.
 type Options struct {
@@ -110,23 +100,19 @@ func FromCheckpoint(ck *weights.Checkpoint, opt Options) (*Model, error) {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	m := &Model{Config: cfg, Name: ck.Name, DType: string(ck.DType), Tokenizer: tok, ck: ck}
-	shapes := weights.CanonicalShapes(cfg)
-	v := viewer{ck: ck, shapes: shapes}
-	m.wte = v.linear("wte", nil)
-	m.wpe = v.vector("wpe")
-	if m.wpe != nil {
-		m.wpeF = data(m.wpe)
-	}
-	m.lnF = newLayerNorm(v.vector("ln_f.weight"), v.vector("ln_f.bias"))
+	v := viewer{ck: ck, shapes: weights.CanonicalShapes(cfg)}
+	m.wte = v.linear("wte", "")
+	m.wpe = v.f32("wpe")
+	m.lnF = v.layerNorm("ln_f.")
 	for i := 0; i < cfg.NLayer; i++ {
 		p := fmt.Sprintf("h.%d.", i)
 		m.layers = append(m.layers, block{
-			ln1:    newLayerNorm(v.vector(p+"ln_1.weight"), v.vector(p+"ln_1.bias")),
-			ln2:    newLayerNorm(v.vector(p+"ln_2.weight"), v.vector(p+"ln_2.bias")),
-			attn:   v.linear(p+"attn.c_attn.weight", v.bias(p+"attn.c_attn.bias")),
-			proj:   v.linear(p+"attn.c_proj.weight", v.bias(p+"attn.c_proj.bias")),
-			fc:     v.linear(p+"mlp.c_fc.weight", v.bias(p+"mlp.c_fc.bias")),
-			fcProj: v.linear(p+"mlp.c_proj.weight", v.bias(p+"mlp.c_proj.bias")),
+			ln1:    v.layerNorm(p + "ln_1."),
+			ln2:    v.layerNorm(p + "ln_2."),
+			attn:   v.linear(p+"attn.c_attn.weight", p+"attn.c_attn.bias"),
+			proj:   v.linear(p+"attn.c_proj.weight", p+"attn.c_proj.bias"),
+			fc:     v.linear(p+"mlp.c_fc.weight", p+"mlp.c_fc.bias"),
+			fcProj: v.linear(p+"mlp.c_proj.weight", p+"mlp.c_proj.bias"),
 		})
 	}
 	if v.err != nil {
@@ -146,105 +132,96 @@ func (m *Model) Close() error {
 	return m.ck.Close()
 }
 
-// viewer wraps checkpoint tensors as typed views, remembering the first
-// error so building the model reads straight through.
+// viewer wraps checkpoint tensors as *tensor.Dense views of their data
+// (no copy), each checked against its canonical shape, remembering the
+// first error so building the model reads straight through. Every later
+// dimension is read from these shapes.
 type viewer struct {
 	ck     *weights.Checkpoint
-	shapes map[string][]int
+	shapes map[string][]int // canonical shapes; a tensor not listed has no fixed shape
 	err    error
 }
 
-func (v *viewer) tensor(name string) (weights.Tensor, bool) {
+// dense returns the named tensor as a Dense of its element type with its
+// checkpoint shape, after checking that shape against the canonical one
+// and the element type against want.
+func (v *viewer) dense(name string, want ...weights.DType) *tensor.Dense {
 	if v.err != nil {
-		return weights.Tensor{}, false
+		return nil
 	}
 	t, err := v.ck.Tensor(name)
 	if err != nil {
 		v.err = err
-		return t, false
+		return nil
 	}
-	want, known := v.shapes[name]
-	if known && (len(t.Shape) != len(want) || t.Len() != product(want)) {
-		v.err = fmt.Errorf("%s: tensor %s has shape %v, want %v", v.ck.Source, name, t.Shape, want)
-		return t, false
+	fail := func(format string, args ...any) *tensor.Dense {
+		v.err = fmt.Errorf("%s: tensor %s: %s", v.ck.Source, name, fmt.Sprintf(format, args...))
+		return nil
 	}
-	return t, true
+	if !slices.Contains(want, t.DType) {
+		return fail("dtype %s, want one of %v", t.DType, want)
+	}
+	var backing any
+	switch t.DType {
+	case weights.F32:
+		backing, err = t.F32()
+	case weights.BF16, weights.F16:
+		backing, err = t.U16()
+	case weights.I8:
+		backing, err = t.I8s()
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	d := tensor.New(tensor.WithShape(t.Shape...), tensor.WithBacking(backing))
+	if shape, ok := v.shapes[name]; ok && !d.Shape().Eq(tensor.Shape(shape)) {
+		return fail("shape %v, want %v", d.Shape(), shape)
+	}
+	return d
 }
 
-func (v *viewer) f32(name string) []float32 {
-	t, ok := v.tensor(name)
-	if !ok {
+// f32 returns the named F32 tensor.
+func (v *viewer) f32(name string) *tensor.Dense { return v.dense(name, weights.F32) }
+
+// layerNorm returns the scale and shift named prefix+"weight" and
+// prefix+"bias".
+func (v *viewer) layerNorm(prefix string) layerNorm {
+	return layerNorm{w: v.f32(prefix + "weight"), b: v.f32(prefix + "bias")}
+}
+
+// linear returns the weight matrix name, with the bias named bias (""
+// for none) and, for I8, the per-row scales name+".scale".
+func (v *viewer) linear(name, bias string) *Linear {
+	w := v.dense(name, weights.F32, weights.BF16, weights.F16, weights.I8)
+	var b, scale *tensor.Dense
+	if bias != "" {
+		b = v.f32(bias)
+	}
+	if v.err != nil {
 		return nil
 	}
-	if t.DType != weights.F32 {
-		v.err = fmt.Errorf("%s: tensor %s is %s, want F32", v.ck.Source, name, t.DType)
-		return nil
+	typ := weightType(v.ck.Tensors[name].DType)
+	if typ == WeightI8 {
+		if scale = v.f32(name + ".scale"); v.err != nil {
+			return nil
+		}
 	}
-	f, err := t.F32()
+	l, err := linearOf(name, typ, w, scale, b)
 	if err != nil {
 		v.err = fmt.Errorf("%s: %w", v.ck.Source, err)
 	}
-	return f
+	return l
 }
 
-func (v *viewer) bias(name string) []float32 { return v.f32(name) }
-
-func (v *viewer) vector(name string) *tensor.Dense {
-	f := v.f32(name)
-	if f == nil {
-		return nil
-	}
-	return tensor.New(tensor.WithShape(v.shapes[name]...), tensor.WithBacking(f))
-}
-
-func (v *viewer) linear(name string, bias []float32) *Linear {
-	t, ok := v.tensor(name)
-	if !ok {
-		return nil
-	}
-	out, in := v.shapes[name][0], v.shapes[name][1]
-	fail := func(err error) *Linear {
-		v.err = fmt.Errorf("%s: %w", v.ck.Source, err)
-		return nil
-	}
-	switch t.DType {
-	case weights.F32:
-		f, err := t.F32()
-		if err != nil {
-			return fail(err)
-		}
-		return newLinear(in, out, WeightF32, f, nil, bias)
-	case weights.BF16, weights.F16:
-		u, err := t.U16()
-		if err != nil {
-			return fail(err)
-		}
-		typ := WeightBF16
-		if t.DType == weights.F16 {
-			typ = WeightF16
-		}
-		return newLinear(in, out, typ, u, nil, bias)
+// weightType maps a checkpoint matrix's element type to the kernels'.
+func weightType(dt weights.DType) WeightType {
+	switch dt {
+	case weights.BF16:
+		return WeightBF16
+	case weights.F16:
+		return WeightF16
 	case weights.I8:
-		q, err := t.I8s()
-		if err != nil {
-			return fail(err)
-		}
-		scale := v.f32(name + ".scale")
-		if v.err == nil && len(scale) != out {
-			return fail(fmt.Errorf("tensor %s.scale has %d values, want %d", name, len(scale), out))
-		}
-		return newLinear(in, out, WeightI8, q, scale, bias)
+		return WeightI8
 	}
-	return fail(fmt.Errorf("tensor %s: unsupported dtype %s", name, t.DType))
+	return WeightF32
 }
-
-func product(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
-}
-
-// data returns the float32 backing slice of a tensor view.
-func data(t *tensor.Dense) []float32 { return t.Data().([]float32) }

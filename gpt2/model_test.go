@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -290,6 +291,64 @@ func TestHalfPrecisionWeights(t *testing.T) {
 			// may differ between kernels.
 			if worst > 1e-4 {
 				t.Errorf("%s kernels vs f32 kernels on the same rounded weights: max diff %.3g", dt, worst)
+			}
+		})
+	}
+}
+
+// TestModelRefusesMisshapenTensors: every tensor's shape and element type
+// is checked once, at load, and the error names the tensor.
+func TestModelRefusesMisshapenTensors(t *testing.T) {
+	cfg := weights.Config{
+		NLayer: 2, NHead: 2, NEmbd: 8, NPositions: 16, VocabSize: 50257,
+		LayerNormEpsilon: 1e-5, ActivationFunction: "gelu_new", BOSTokenID: 50256, EOSTokenID: 50256,
+	}
+	retype := func(name string, dt weights.DType) func(*weights.Checkpoint) {
+		return func(ck *weights.Checkpoint) {
+			tn := ck.Tensors[name]
+			tn.DType, tn.Data = dt, tn.Data[:len(tn.Data)/tn.DType.Size()*dt.Size()]
+			ck.Tensors[name] = tn
+		}
+	}
+	reshape := func(name string, shape ...int) func(*weights.Checkpoint) {
+		return func(ck *weights.Checkpoint) {
+			tn := ck.Tensors[name]
+			tn.Shape = shape
+			ck.Tensors[name] = tn
+		}
+	}
+	cases := []struct {
+		name   string
+		dtype  weights.DType
+		tensor string // the tensor the error must name
+		change func(*weights.Checkpoint)
+	}{
+		{"transposed matrix", weights.F32, "h.1.attn.c_attn.weight", reshape("h.1.attn.c_attn.weight", 8, 24)},
+		{"flattened matrix", weights.BF16, "h.0.mlp.c_fc.weight", reshape("h.0.mlp.c_fc.weight", 32*8)},
+		{"short bias", weights.F32, "h.0.mlp.c_proj.bias", reshape("h.0.mlp.c_proj.bias", 7)},
+		{"position embedding too short", weights.F32, "wpe", reshape("wpe", 15, 8)},
+		{"layer norm in bf16", weights.F32, "h.1.ln_2.weight", retype("h.1.ln_2.weight", weights.BF16)},
+		{"missing tensor", weights.F32, "ln_f.bias", func(ck *weights.Checkpoint) { delete(ck.Tensors, "ln_f.bias") }},
+		{"int8 without scales", weights.I8, "h.0.attn.c_proj.weight.scale", func(ck *weights.Checkpoint) { delete(ck.Tensors, "h.0.attn.c_proj.weight.scale") }},
+		{"int8 scales of the wrong length", weights.I8, "wte", reshape("wte.scale", 50256)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ck := randomCheckpoint(t, cfg, c.dtype)
+			if m, err := FromCheckpoint(ck, Options{Threads: 1}); err != nil {
+				t.Fatalf("unchanged checkpoint: %v", err)
+			} else {
+				m.pool.Close()
+			}
+			ck = randomCheckpoint(t, cfg, c.dtype)
+			c.change(ck)
+			m, err := FromCheckpoint(ck, Options{Threads: 1})
+			if err == nil {
+				m.Close()
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), c.tensor) {
+				t.Errorf("error %q does not name %s", err, c.tensor)
 			}
 		})
 	}

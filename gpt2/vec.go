@@ -22,22 +22,6 @@ func dot(a, b []float32) float32 {
 	return dotGeneric(a, b)
 }
 
-// axpy adds alpha·x[i] to y[i] for i < len(x); y must be at least as long.
-func axpy(alpha float32, x, y []float32) {
-	if len(x) == 0 {
-		return
-	}
-	y = y[:len(x)]
-	switch {
-	case hasAVX512:
-		axpyVecAVX512(alpha, x, y)
-	case hasAVX2:
-		axpyVecAVX2(alpha, x, y)
-	default:
-		axpyGeneric(alpha, x, y)
-	}
-}
-
 // scale multiplies every x[i] by s.
 func scale(x []float32, s float32) {
 	if len(x) == 0 {
@@ -86,13 +70,6 @@ func dotGeneric(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-func axpyGeneric(alpha float32, x, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += alpha * v
-	}
-}
-
 func scaleGeneric(x []float32, s float32) {
 	for i := range x {
 		x[i] *= s
@@ -120,12 +97,6 @@ func dotRef(a, b []float32) float32 {
 		s += a[i] * b[i]
 	}
 	return s
-}
-
-func axpyRef(alpha float32, x, y []float32) {
-	for i := range x {
-		y[i] += alpha * x[i]
-	}
 }
 
 func scaleRef(x []float32, s float32) {

@@ -1,0 +1,151 @@
+package gpt2
+
+import (
+	"math"
+
+	"gorgonia.org/tensor"
+)
+
+// blockAttnMin is the fewest tokens a sequence adds in one step for its
+// attention to run as two matrix products instead of row by row.
+const blockAttnMin = 16
+
+// attention: att (n, C) = causal self-attention of each row's query (from
+// qkv (n, 3C)) over the keys and values of its sequence up to its
+// position, at layer l. It first stores the rows' own keys and values in
+// their caches. Rows of blocked spans (long prompt chunks) run as matrix
+// products per (sequence, head); the rest (decode tokens, short chunks)
+// row by row, (row, head) pairs split across the pool.
+func (a *activations) attention(att, qkv *tensor.Dense, n, l int) {
+	a.args.qkv, a.args.att, a.args.layer, a.args.n = qkv.Float32s(), att.Float32s(), l, n
+	a.storeKV()
+	a.pool.For(len(a.scores), a.attnFn)
+	for _, sp := range a.spans {
+		for h := 0; h < a.heads; h++ {
+			a.attendBlock(sp, h)
+		}
+	}
+}
+
+// storeKV copies the keys and values of the rows in flight (from qkv)
+// into each row's cache at the row's position, for the layer in args.
+func (a *activations) storeKV() {
+	qkv, l := a.args.qkv, a.args.layer
+	H, D := a.heads, a.qp.Shape()[1]
+	C := H * D
+	for r := 0; r < a.args.n; r++ {
+		c, p := a.cache[r], a.pos[r]
+		k, vt := c.kl[l], c.vl[l]
+		q := qkv[r*3*C : (r+1)*3*C]
+		for h := 0; h < H; h++ {
+			dst := (h*c.ctx + p) * D
+			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
+			// Values are stored transposed: column p of head h's (D, P).
+			vh := vt[h*c.ctx*D:]
+			for d, x := range q[2*C+h*D : 2*C+(h+1)*D] {
+				vh[d*c.ctx+p] = x
+			}
+		}
+	}
+}
+
+// attendBlock computes head h's attention for the span's rows, the
+// consecutive new tokens of one sequence at positions p0 … p0+n-1:
+//
+//	S (n, p0+n) = (Q·scale) · Kᵀ      keys of every visible position
+//	S           = softmax(causal mask(S)) row by row
+//	O (n, D)    = S · V
+//
+// both products through the pool's GEMM kernels, over views of the cache.
+func (a *activations) attendBlock(sp span, h int) {
+	qkv, att, l := a.args.qkv, a.args.att, a.args.layer
+	D := a.qp.Shape()[1]
+	C := D * a.heads
+	c, n := sp.cache, sp.n
+	p0 := a.pos[sp.r0]
+	keys := p0 + n
+	head := h * c.ctx * D
+	scale := float32(1 / math.Sqrt(float64(D)))
+	qp := a.qp.Float32s()[:n*D]
+	for i := 0; i < n; i++ {
+		q := qkv[(sp.r0+i)*3*C+h*D : (sp.r0+i)*3*C+(h+1)*D]
+		for d, x := range q {
+			qp[i*D+d] = x * scale
+		}
+	}
+	a.qk = Linear{In: D, Out: keys, Type: WeightF32, F32: c.kl[l][head : head+keys*D]}
+	sc := a.sc.Float32s()[:n*keys]
+	a.pool.linear(sc, qp, n, &a.qk)
+	for i := 0; i < n; i++ {
+		row := sc[i*keys : (i+1)*keys]
+		softmaxInPlace(row[:p0+i+1])
+		clear(row[p0+i+1:])
+	}
+	// The cache holds Vᵀ with rows of P; the kernel wants rows of keys.
+	v, vt := c.vl[l], a.vt.Float32s()[:D*keys]
+	for d := 0; d < D; d++ {
+		copy(vt[d*keys:(d+1)*keys], v[head+d*c.ctx:head+d*c.ctx+keys])
+	}
+	a.sv = Linear{In: keys, Out: D, Type: WeightF32, F32: vt}
+	out := qp // Q is no longer needed
+	a.pool.linear(out, sc, n, &a.sv)
+	for i := 0; i < n; i++ {
+		copy(att[(sp.r0+i)*C+h*D:(sp.r0+i)*C+(h+1)*D], out[i*D:(i+1)*D])
+	}
+}
+
+// attentionParts runs causal self-attention for a share of the (row, head)
+// pairs of the rows not blocked. Part i of len(a.scores) takes a
+// contiguous range of pairs and uses a.scores[i] as its scratch.
+func (a *activations) attentionParts(start, end int) {
+	qkv, att, l := a.args.qkv, a.args.att, a.args.layer
+	H, D := a.heads, a.qp.Shape()[1]
+	C := H * D
+	total := a.args.n * H
+	parts := len(a.scores)
+	scale := float32(1 / math.Sqrt(float64(D)))
+	for part := start; part < end; part++ {
+		lo, hi := part*total/parts, (part+1)*total/parts
+		scores := a.scores[part]
+		for pair := lo; pair < hi; pair++ {
+			r, h := pair/H, pair%H
+			if a.blocked[r] {
+				continue
+			}
+			c := a.cache[r]
+			n := a.pos[r] + 1
+			head := h * c.ctx * D
+			q := qkv[r*3*C+h*D : r*3*C+(h+1)*D]
+			out := att[r*C+h*D : r*C+(h+1)*D]
+			attendHead(out, q, c.kl[l][head:head+n*D], c.vl[l][head:head+D*c.ctx], c.ctx, scores[:n], scale)
+		}
+	}
+}
+
+// attendHead computes one head's attention output for one query:
+// out (D) = softmax(q·Kᵀ·scale) · V, where K is the (n, D) keys of the
+// positions the query may see, vt holds Vᵀ as D rows of stride ldv (the
+// first n of each are those positions' values), and scores is (n)
+// scratch. Both products are dot products over long contiguous rows.
+func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float32) {
+	D, n := len(q), len(scores)
+	for j := range scores {
+		scores[j] = dot(q, k[j*D:(j+1)*D]) * scale
+	}
+	softmaxInPlace(scores)
+	for d := range out {
+		out[d] = dot(scores, vt[d*ldv:d*ldv+n])
+	}
+}
+
+// softmaxInPlace replaces x with softmax(x).
+func softmaxInPlace(x []float32) {
+	mx := maxf(x)
+	var sum float32
+	for j, v := range x {
+		e := expf(v - mx)
+		x[j] = e
+		sum += e
+	}
+	scale(x, 1/sum)
+}
