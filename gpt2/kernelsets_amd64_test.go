@@ -1,0 +1,11 @@
+package gpt2
+
+// kernelSetsBuilt lists every SIMD kernel set built for amd64, fastest
+// first, with whether this CPU runs it (and so whether the tests can hold
+// it against the references) and the CPU features it needs.
+func kernelSetsBuilt() []kernelSetInfo {
+	return []kernelSetInfo{
+		{"avx512", hasAVX512, "AVX-512 F, VL, BW and DQ"},
+		{"avx2", hasAVX2, "AVX2, FMA and F16C"},
+	}
+}
