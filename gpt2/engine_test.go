@@ -7,12 +7,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 func newTinyEngine(t *testing.T, cfg EngineConfig) (*Model, *Engine) {
 	t.Helper()
-	m := loadTiny(t)
+	return newTinyEngineThreads(t, cfg, 0)
+}
+
+// newTinyEngineThreads is newTinyEngine on a pool of the given number of
+// workers (0: GOMAXPROCS).
+func newTinyEngineThreads(t *testing.T, cfg EngineConfig, threads int) (*Model, *Engine) {
+	t.Helper()
+	m, err := LoadWithOptions(tinyDir, Options{Threads: threads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
 	e := NewEngine(m, cfg)
 	t.Cleanup(e.Close)
 	return m, e
@@ -62,7 +72,7 @@ func TestConcurrentRequestsMatchSequential(t *testing.T) {
 // TestBatchedDecodeMatchesSeparate: eight different prompts decoded
 // together in shared steps give, token for token, what each gives alone.
 func TestBatchedDecodeMatchesSeparate(t *testing.T) {
-	_, e := newTinyEngine(t, EngineConfig{Slots: 8})
+	m, e := newTinyEngineThreads(t, EngineConfig{Slots: 8}, 2)
 	prompts := loadReference(t).Prompts
 	const n = 8
 	reqs := make([]Request, n)
@@ -80,14 +90,15 @@ func TestBatchedDecodeMatchesSeparate(t *testing.T) {
 		}
 		alone[i] = res.Tokens
 	}
+	// Hold the scheduler in its first step until all eight have arrived, so
+	// they run together however slowly their goroutines start.
 	stepsBefore := e.Stats().Steps
+	release := holdPool(t, m)
 	var wg sync.WaitGroup
-	start := make(chan struct{})
 	for i, r := range reqs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-start
 			res, err := e.Generate(t.Context(), r, nil)
 			if err != nil {
 				t.Error(err)
@@ -98,7 +109,8 @@ func TestBatchedDecodeMatchesSeparate(t *testing.T) {
 			}
 		}()
 	}
-	close(start)
+	waitFor(t, func() bool { st := e.Stats(); return st.Active+st.Queued == n }, "all eight requests to arrive")
+	release()
 	wg.Wait()
 	// Alone, the 8 requests took at least 8×16 steps; batched they share.
 	if steps := e.Stats().Steps - stepsBefore; steps >= n*16 {
@@ -246,13 +258,8 @@ func TestCancellationFreesSlot(t *testing.T) {
 		_, err := e.Generate(t.Context(), Request{Prompt: "Hello", MaxNewTokens: 2}, nil)
 		done <- err
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("slot was not freed after cancellation")
+	if err := await(t, done, "the slot to be freed after cancellation"); err != nil {
+		t.Fatal(err)
 	}
 	// An emit error stops generation and is returned.
 	boom := errors.New("client went away")
@@ -262,37 +269,37 @@ func TestCancellationFreesSlot(t *testing.T) {
 	}
 }
 
+// TestQueueFull: with the one slot busy and the queue of one taken, every
+// further request is refused at once with ErrQueueFull; the two accepted
+// complete. The scheduler is held inside its first step (holdPool) while
+// the requests arrive, so no request can finish early and free a place,
+// however the goroutines are scheduled.
 func TestQueueFull(t *testing.T) {
-	m, e := newTinyEngine(t, EngineConfig{Slots: 1, QueueSize: 1})
-	// 16 requests at once against one slot and a queue of one: the ones
-	// that find both taken are refused at once, the others complete.
-	const n = 16
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, full := 0, 0
-	start := make(chan struct{})
-	for range n {
-		wg.Add(1)
+	m, e := newTinyEngineThreads(t, EngineConfig{Slots: 1, QueueSize: 1}, 2)
+	req := Request{Prompt: "Hello", MaxNewTokens: 5, IgnoreEOS: true}
+	generate := func() <-chan error {
+		done := make(chan error, 1)
 		go func() {
-			defer wg.Done()
-			<-start
-			_, err := e.Generate(t.Context(), Request{Prompt: "Hello", MaxNewTokens: m.Config.NPositions - 2, IgnoreEOS: true}, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ErrQueueFull):
-				full++
-			default:
-				t.Error(err)
-			}
+			_, err := e.Generate(t.Context(), req, nil)
+			done <- err
 		}()
+		return done
 	}
-	close(start)
-	wg.Wait()
-	if full == 0 || ok < 1 || ok > 2 || ok+full != n {
-		t.Errorf("%d completed, %d refused with ErrQueueFull", ok, full)
+	release := holdPool(t, m)
+	running := generate()
+	waitFor(t, func() bool { return e.Stats().Active == 1 }, "the first request to take the slot")
+	queued := generate()
+	waitFor(t, func() bool { return e.Stats().Queued == 1 }, "the second request to wait in the queue")
+	for i := range 14 {
+		if _, err := e.Generate(t.Context(), req, nil); !errors.Is(err, ErrQueueFull) {
+			t.Errorf("request %d with the slot and the queue taken: %v, want ErrQueueFull", i+3, err)
+		}
+	}
+	release()
+	for _, done := range []<-chan error{running, queued} {
+		if err := await(t, done, "the accepted requests to complete"); err != nil {
+			t.Errorf("accepted request: %v", err)
+		}
 	}
 }
 

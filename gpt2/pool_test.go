@@ -98,11 +98,7 @@ func TestForNested(t *testing.T) {
 		})
 		close(done)
 	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("nested For deadlocked")
-	}
+	await(t, done, "nested For (deadlocked?)")
 	if total.Load() != 16*50 {
 		t.Errorf("nested For covered %d indices, want %d", total.Load(), 16*50)
 	}
@@ -125,7 +121,11 @@ func TestIdleWorkersPark(t *testing.T) {
 	p := NewPool(4)
 	defer p.Close()
 	p.For(100, func(int, int) {})
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == p.Size()-1
+	}, "every worker to park")
 	t0 := cpuTime()
 	time.Sleep(200 * time.Millisecond)
 	used := cpuTime() - t0
