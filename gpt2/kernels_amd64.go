@@ -167,26 +167,45 @@ func avx512Rows1(out, x []float32, l *Linear, o0, o1 int) {
 		avx2Rows1(out, x, l, o0, o1)
 		return
 	}
-	rows, k := o1-o0, l.In
-	if rows <= 0 || k <= 0 {
-		return
+	if o1 > o0 && l.In > 0 {
+		avx512DotRows.call(out, x, l, o0, o1, l.In)
 	}
+}
+
+// dotRowsKernels are one SIMD width's decode kernels, one per weight
+// type: for rows r < rows of W (row stride ldw),
+//
+//	out[r] = bias[r] + Σ_{i<k} x[i]·W[r][i]    (int8: the sum times scale[r])
+type dotRowsKernels struct {
+	f32  func(out, x, w *float32, ldw, k, rows int, bias *float32)
+	bf16 func(out, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+	f16  func(out, x *float32, w *uint16, ldw, k, rows int, bias *float32)
+	i8   func(out, x *float32, w *int8, ldw, k, rows int, scale, bias *float32)
+}
+
+var avx512DotRows = &dotRowsKernels{dotRowsF32AVX512, dotRowsBF16AVX512, dotRowsF16AVX512, dotRowsI8AVX512}
+
+// call runs the kernel for l's weight type over weight rows [o0, o1) and
+// their first k columns (k ≤ l.In), after checking the operands once so
+// the assembly cannot run off a slice. o1 > o0 and l.In > 0.
+func (d *dotRowsKernels) call(out, x []float32, l *Linear, o0, o1, k int) {
+	rows := o1 - o0
 	_ = out[rows-1]
-	_ = x[k-1]
+	_ = x[l.In-1]
 	var bp *float32
 	if l.Bias != nil {
 		bp = &l.Bias[o0:o1][0]
 	}
-	off, end := o0*k, o1*k
+	off, end := o0*l.In, o1*l.In
 	switch l.Type {
 	case WeightF32:
-		dotRowsF32AVX512(&out[0], &x[0], &l.F32[off:end][0], k, k, rows, bp)
+		d.f32(&out[0], &x[0], &l.F32[off:end][0], l.In, k, rows, bp)
 	case WeightBF16:
-		dotRowsBF16AVX512(&out[0], &x[0], &l.U16[off:end][0], k, k, rows, bp)
+		d.bf16(&out[0], &x[0], &l.U16[off:end][0], l.In, k, rows, bp)
 	case WeightF16:
-		dotRowsF16AVX512(&out[0], &x[0], &l.U16[off:end][0], k, k, rows, bp)
+		d.f16(&out[0], &x[0], &l.U16[off:end][0], l.In, k, rows, bp)
 	case WeightI8:
-		dotRowsI8AVX512(&out[0], &x[0], &l.I8[off:end][0], k, k, rows, &l.Scale[o0:o1][0], bp)
+		d.i8(&out[0], &x[0], &l.I8[off:end][0], l.In, k, rows, &l.Scale[o0:o1][0], bp)
 	}
 }
 

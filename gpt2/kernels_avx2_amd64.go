@@ -28,28 +28,12 @@ var avx2Kernels = &kernels{
 }
 
 func avx2Rows1(out, x []float32, l *Linear, o0, o1 int) {
-	rows, k := o1-o0, l.In
-	if rows <= 0 || k <= 0 {
+	k := l.In
+	if o1 <= o0 || k <= 0 {
 		return
 	}
-	_ = out[rows-1]
-	_ = x[k-1]
 	k8 := k &^ 7
-	var bp *float32
-	if l.Bias != nil {
-		bp = &l.Bias[o0:o1][0]
-	}
-	off, end := o0*k, o1*k
-	switch l.Type {
-	case WeightF32:
-		dotRowsF32AVX2(&out[0], &x[0], &l.F32[off:end][0], k, k8, rows, bp)
-	case WeightBF16:
-		dotRowsBF16AVX2(&out[0], &x[0], &l.U16[off:end][0], k, k8, rows, bp)
-	case WeightF16:
-		dotRowsF16AVX2(&out[0], &x[0], &l.U16[off:end][0], k, k8, rows, bp)
-	case WeightI8:
-		dotRowsI8AVX2(&out[0], &x[0], &l.I8[off:end][0], k, k8, rows, &l.Scale[o0:o1][0], bp)
-	}
+	avx2DotRows.call(out, x, l, o0, o1, k8)
 	if k8 == k {
 		return
 	}
@@ -64,6 +48,8 @@ func avx2Rows1(out, x []float32, l *Linear, o0, o1 int) {
 		out[o-o0] += s
 	}
 }
+
+var avx2DotRows = &dotRowsKernels{dotRowsF32AVX2, dotRowsBF16AVX2, dotRowsF16AVX2, dotRowsI8AVX2}
 
 // dot4Tail adds to out the columns [k8, k) that the assembly left, for four
 // weight rows given by at(o, i) and m input rows.
