@@ -2,16 +2,58 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
+	"gpt2d/auth"
 	"gpt2d/store"
 )
 
 // audit records a security-relevant event of request c; see auditEvent.
+// An event made with an API key names the key.
 func (s *Server) audit(c *fiber.Ctx, level slog.Level, action string, actor *store.User, target string, detail map[string]any) {
-	s.auditEvent(c.IP(), level, action, actor, target, detail)
+	if k := currentKey(c); k != nil {
+		d := make(map[string]any, len(detail)+1)
+		for key, v := range detail {
+			d[key] = v
+		}
+		d["via_key_id"] = k.ID
+		detail = d
+	}
+	s.auditEvent(s.clientIP(c), level, action, actor, target, detail)
+}
+
+// maxLoggedChars bounds every client-supplied string written to the log
+// or the audit trail: the registration limit of a username.
+const maxLoggedChars = auth.MaxUsernameChars
+
+// truncate cuts s to at most n characters, marking the cut; invalid UTF-8
+// is replaced, since the result goes into JSON.
+func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos] + "…"
+		}
+		i++
+	}
+	return s
+}
+
+// loggableUsername is how a username from a failed login is recorded: an
+// account's name as stored, or, when it names no account (it may be a
+// password typed into the username field), only its first two characters
+// and its length.
+func (s *Server) loggableUsername(name string) string {
+	if u, err := s.db.UserByUsername(name); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("%s (%d characters, no such user)", truncate(name, 2), utf8.RuneCountInString(name))
 }
 
 // auditEvent records a security-relevant event twice: as a structured log
@@ -20,14 +62,14 @@ func (s *Server) audit(c *fiber.Ctx, level slog.Level, action string, actor *sto
 // text. It does not touch the request, so a stream may call it after its
 // handler has returned.
 func (s *Server) auditEvent(ip string, level slog.Level, action string, actor *store.User, target string, detail map[string]any) {
-	e := &store.Event{Time: s.cfg.Now().UTC(), Action: action, Target: target, IP: ip, Detail: detail}
+	e := &store.Event{Time: s.cfg.Now().UTC(), Action: action, Target: truncate(target, maxLoggedChars), IP: ip, Detail: detail}
 	attrs := []any{"action", action, "ip", e.IP}
 	if actor != nil {
 		e.Actor = actor.Username
 		attrs = append(attrs, "actor", actor.Username, "actor_id", actor.ID)
 	}
-	if target != "" {
-		attrs = append(attrs, "target", target)
+	if e.Target != "" {
+		attrs = append(attrs, "target", e.Target)
 	}
 	for k, v := range detail {
 		attrs = append(attrs, k, v)

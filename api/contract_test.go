@@ -76,7 +76,7 @@ func TestAdminUsersPagination(t *testing.T) {
 	ts := start(t)
 	tok := ts.admin("admin")
 	for _, n := range []string{"u1-user", "u2-user", "u3-user"} {
-		ts.register(n, "password123", "", "")
+		ts.register(n, "sw0rdfish-41", "", "")
 	}
 	r := ts.get("/admin/users?skip=1&limit=2", tok)
 	wantStatus(t, r, 200)
@@ -138,16 +138,16 @@ func TestValidationErrorsLookLikeFastAPI(t *testing.T) {
 		{"empty body", "/generate", "application/json", ``, []any{"body"}, "missing"},
 		{"wrong content type", "/generate", "text/plain", `{"prompt":"hi"}`, []any{"body"}, "model_attributes_type"},
 		{"form instead of JSON", "/generate", "application/x-www-form-urlencoded", `prompt=hi`, []any{"body"}, "model_attributes_type"},
-		{"username too short", "/users", "application/json", `{"username":"ab","password":"password1"}`, []any{"body", "username"}, "string_too_short"},
-		{"username too long", "/users", "application/json", `{"username":"` + strings.Repeat("u", 51) + `","password":"password1"}`, []any{"body", "username"}, "string_too_long"},
-		{"username with control character", "/users", "application/json", `{"username":"evil\nadmin","password":"password1"}`, []any{"body", "username"}, "value_error"},
+		{"username too short", "/users", "application/json", `{"username":"ab","password":"sw0rdfish-41"}`, []any{"body", "username"}, "string_too_short"},
+		{"username too long", "/users", "application/json", `{"username":"` + strings.Repeat("u", 51) + `","password":"sw0rdfish-41"}`, []any{"body", "username"}, "string_too_long"},
+		{"username with control character", "/users", "application/json", `{"username":"evil\nadmin","password":"sw0rdfish-41"}`, []any{"body", "username"}, "value_error"},
 		{"password missing", "/users", "application/json", `{"username":"erin"}`, []any{"body", "password"}, "missing"},
 		{"password of 7 characters", "/users", "application/json", `{"username":"erin","password":"1234567"}`, []any{"body", "password"}, "string_too_short"},
 		{"password over 72 bytes", "/users", "application/json", `{"username":"erin","password":"` + strings.Repeat("é", 37) + `"}`, []any{"body", "password"}, "string_too_long"},
 		{"password with NUL", "/users", "application/json", `{"username":"erin","password":"abcd\u0000efgh"}`, []any{"body", "password"}, "value_error"},
-		{"unknown role", "/users", "application/json", `{"username":"erin","password":"password1","role":"root"}`, []any{"body", "role"}, "enum"},
+		{"unknown role", "/users", "application/json", `{"username":"erin","password":"sw0rdfish-41","role":"root"}`, []any{"body", "role"}, "enum"},
 		{"token without password", "/token", "application/x-www-form-urlencoded", `username=erin`, []any{"body", "password"}, "missing"},
-		{"token as JSON", "/token", "application/json", `{"username":"erin","password":"password1"}`, []any{"body", "username"}, "missing"},
+		{"token as JSON", "/token", "application/json", `{"username":"erin","password":"sw0rdfish-41"}`, []any{"body", "username"}, "missing"},
 		{"token with other grant", "/token", "application/x-www-form-urlencoded", `username=erin&password=x&grant_type=client_credentials`, []any{"body", "grant_type"}, "string_pattern_mismatch"},
 	}
 	for _, tc := range cases {

@@ -59,6 +59,16 @@ func unauthorized(detail string) *httpError {
 		headers: map[string]string{fiber.HeaderWWWAuthenticate: "Bearer"}}
 }
 
+// expired is the 401 of an expired access token or API key: its challenge
+// says so (RFC 6750 §3.1), so that a client knows to refresh rather than
+// to sign in again. Other refusals keep the bare challenge and the same
+// generic text, so as not to tell an attacker which check failed.
+func expired() *httpError {
+	he := unauthorized(detailBadCredentials)
+	he.headers[fiber.HeaderWWWAuthenticate] = `Bearer error="invalid_token", error_description="token expired"`
+	return he
+}
+
 // retryLater is a 429 or 503 with Retry-After in whole seconds (≥ 1).
 func retryLater(status int, detail string, after time.Duration) *httpError {
 	secs := int((after + time.Second - 1) / time.Second)

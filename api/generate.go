@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -77,10 +76,10 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	if err := b.err(); err != nil {
 		return err
 	}
-	who := caller{user: currentUser(c), key: currentKey(c), ip: strings.Clone(c.IP())}
+	who := caller{user: currentUser(c), key: currentKey(c), ip: s.clientIP(c)}
 	if s.filter.Blocked(prompt) {
 		s.audit(c, slog.LevelWarn, "generate.blocked", who.user, "", map[string]any{"prompt_chars": utf8.RuneCountInString(prompt)})
-		return newError(fiber.StatusBadRequest, detailBlockedContent)
+		return blockedError()
 	}
 	g := s.generator()
 	if g == nil {

@@ -39,16 +39,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testClock is an injectable clock shared by auth and api.
+// testClock is an injectable clock shared by auth and api. It follows
+// real time, shifted by Advance, unless frozen.
 type testClock struct {
-	mu  sync.Mutex
-	off time.Duration
+	mu     sync.Mutex
+	off    time.Duration
+	frozen time.Time
 }
 
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen.Add(c.off)
+	}
 	return time.Now().Add(c.off)
+}
+
+// Freeze stops the clock at the current time, so that tests that make
+// many requests see no wait run out meanwhile.
+func (c *testClock) Freeze() {
+	now := c.Now()
+	c.mu.Lock()
+	c.frozen, c.off = now, 0
+	c.mu.Unlock()
 }
 
 func (c *testClock) Advance(d time.Duration) {
@@ -104,12 +118,13 @@ func start(t testing.TB, opts ...option) *testServer {
 	acfg := auth.Config{BcryptCost: bcrypt.MinCost, Now: clk.Now}
 	cfg := Config{Store: db, Logger: logger, Now: clk.Now,
 		// Generous by default so unrelated tests on one IP are not throttled.
-		RegisterThrottle: auth.ThrottleConfig{FreeFailures: 1000}}
+		RegisterThrottle: auth.ThrottleConfig{FreeFailures: 1000}, SignupBudget: auth.BudgetConfig{Max: -1}}
 	for _, o := range opts {
 		o(&cfg, &acfg)
 	}
-	if acfg.Throttle.FreeFailures == 0 {
-		acfg.Throttle.FreeFailures = 1000
+	if acfg.Throttle == (auth.LoginThrottleConfig{}) {
+		generous := auth.ThrottleConfig{FreeFailures: 1000}
+		acfg.Throttle = auth.LoginThrottleConfig{Pair: generous, Address: generous, Username: generous}
 	}
 	svc, err := auth.New(db, []byte(strings.Repeat("t", 32)), acfg)
 	if err != nil {

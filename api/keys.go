@@ -23,11 +23,14 @@ type keyOut struct {
 	CreatedAt  time.Time     `json:"created_at"`
 	ExpiresAt  *time.Time    `json:"expires_at"`
 	LastUsedAt *time.Time    `json:"last_used_at"`
+	// Disarmed is true for a key its owner held when an admin disabled
+	// them: it stays refused until re-armed by an admin or replaced.
+	Disarmed bool `json:"disarmed"`
 }
 
-func showKey(k *store.APIKey) keyOut {
+func showKey(u *store.User, k *store.APIKey) keyOut {
 	return keyOut{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt,
-		ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt}
+		ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, Disarmed: auth.Disarmed(u, k)}
 }
 
 // newKeyOut is the answer to creating a key: the only time the key is
@@ -89,7 +92,7 @@ func (s *Server) createKey(c *fiber.Ctx) error {
 	}
 	s.audit(c, slog.LevelInfo, "apikey.create", u, u.Username, map[string]any{"key_id": rec.ID, "prefix": rec.Prefix, "scopes": rec.Scopes})
 	c.Set(fiber.HeaderPragma, "no-cache")
-	return c.Status(fiber.StatusCreated).JSON(newKeyOut{Key: key, keyOut: showKey(rec)})
+	return c.Status(fiber.StatusCreated).JSON(newKeyOut{Key: key, keyOut: showKey(u, rec)})
 }
 
 // scopes reads an optional list of scopes.
@@ -117,13 +120,14 @@ func (s *Server) listKeys(c *fiber.Ctx) error {
 	if err := s.usage.flush(); err != nil { // last-used times
 		return err
 	}
-	keys, err := s.db.APIKeys(currentUser(c).ID)
+	u := currentUser(c)
+	keys, err := s.db.APIKeys(u.ID)
 	if err != nil {
 		return err
 	}
 	out := make([]keyOut, len(keys))
 	for i := range keys {
-		out[i] = showKey(&keys[i])
+		out[i] = showKey(u, &keys[i])
 	}
 	return c.JSON(out)
 }
@@ -144,4 +148,17 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 	}
 	s.audit(c, slog.LevelInfo, "apikey.revoke", u, u.Username, map[string]any{"key_id": id})
 	return c.JSON(fiber.Map{"detail": "API key revoked"})
+}
+
+// revokeAllKeys is POST /users/me/keys/revoke-all: every API key of the
+// caller stops working with the next request. Sessions are not touched
+// (POST /logout ends them).
+func (s *Server) revokeAllKeys(c *fiber.Ctx) error {
+	u := currentUser(c)
+	n, err := s.auth.RevokeAPIKeys(u.ID)
+	if err != nil {
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "apikey.revoke_all", u, u.Username, map[string]any{"revoked": n})
+	return c.JSON(fiber.Map{"detail": "API keys revoked", "revoked": n})
 }

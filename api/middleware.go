@@ -39,6 +39,7 @@ const (
 	localsUser         = "user"
 	localsKey          = "apikey"
 	localsMetricsToken = "metrics_token"
+	localsClientIP     = "client_ip"
 )
 
 // authenticate is the one authentication middleware in front of every
@@ -90,6 +91,9 @@ func (s *Server) refuse(err error) error {
 	if errors.As(err, &te) {
 		s.tel.authFailures.inc(te.Reason)
 		s.log.Debug("credential refused", "reason", te.Reason, "err", te.Msg)
+		if te.Reason == auth.ReasonExpired {
+			return expired()
+		}
 		return unauthorized(detailBadCredentials)
 	}
 	return err
@@ -129,7 +133,8 @@ func (s *Server) newJWTMiddleware() fiber.Handler {
 			case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 				reason = auth.ReasonSignature
 			case errors.Is(err, jwt.ErrTokenExpired):
-				reason = auth.ReasonExpired
+				s.tel.authFailures.inc(auth.ReasonExpired)
+				return expired()
 			}
 			s.tel.authFailures.inc(reason)
 			return unauthorized(detailBadCredentials)
@@ -201,6 +206,9 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// maxLoggedPath bounds the request path in the log: a client chooses it.
+const maxLoggedPath = 200
+
 // logRequests writes one structured line per request — method, path (no
 // query string, no body), status, duration, client IP, user and API key —
 // and counts the request in the metrics.
@@ -217,8 +225,8 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	elapsed := time.Since(start)
 	s.tel.observeRequest(c.Method(), s.routes.label(c.Method(), c.Path()), status, elapsed)
 	attrs := []any{
-		"method", c.Method(), "path", c.Path(), "status", status,
-		"duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", c.IP(),
+		"method", c.Method(), "path", truncate(c.Path(), maxLoggedPath), "status", status,
+		"duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", s.clientIP(c),
 	}
 	if u := currentUser(c); u != nil {
 		attrs = append(attrs, "user", u.Username, "user_id", u.ID)

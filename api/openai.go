@@ -298,7 +298,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 			}
 		}
 		if s.filter.Blocked(text) {
-			return &httpError{status: fiber.StatusBadRequest, detail: detailBlockedContent, code: "content_filter", param: "prompt"}
+			return blockedError()
 		}
 		if limit := g.Info().NPositions; limit > 0 && len(ids)+r.maxTokens > limit {
 			return &httpError{status: fiber.StatusBadRequest, code: "context_length_exceeded", param: "prompt", detail: fmt.Sprintf(
@@ -318,7 +318,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 			choices = append(choices, choice{req: req, prompt: p, chargePrompt: i == 0, promptTokens: len(ids)})
 		}
 	}
-	who := caller{user: currentUser(c), key: currentKey(c), ip: strings.Clone(c.IP())}
+	who := caller{user: currentUser(c), key: currentKey(c), ip: s.clientIP(c)}
 	if err := s.admit(who); err != nil {
 		return err
 	}

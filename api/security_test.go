@@ -109,6 +109,13 @@ func TestTokenRejected(t *testing.T) {
 			for _, path := range []string{"/users/me", "/admin/users"} {
 				r := ts.get(path, tok)
 				wantDetail(t, r, 401, "Could not validate credentials")
+				if tt.name == "expired" {
+					// RFC 6750: the client should refresh, not sign in.
+					if got := r.header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token", error_description="token expired"` {
+						t.Fatalf("WWW-Authenticate = %q", got)
+					}
+					continue
+				}
 				wantBearerChallenge(t, r)
 			}
 		})
@@ -161,9 +168,9 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 	ts.register("user", "userpassword", "", "")
 	userTok := ts.login("user", "userpassword")
 
-	anon := ts.postJSON("/users", "", map[string]any{"username": "mallory", "password": "password1", "role": "admin"})
+	anon := ts.postJSON("/users", "", map[string]any{"username": "mallory", "password": "sw0rdfish-41", "role": "admin"})
 	wantDetail(t, anon, 403, "Admin access required")
-	asUser := ts.postJSON("/users", userTok, map[string]any{"username": "mallory", "password": "password1", "role": "admin"})
+	asUser := ts.postJSON("/users", userTok, map[string]any{"username": "mallory", "password": "sw0rdfish-41", "role": "admin"})
 	wantDetail(t, asUser, 403, "Admin access required")
 	if _, err := ts.db.UserByUsername("mallory"); err == nil {
 		t.Fatal("mallory was created")
@@ -172,7 +179,7 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 	r := ts.do("PATCH", "/admin/users/2", userTok, "application/json", strings.NewReader(`{"role":"admin"}`))
 	wantDetail(t, r, 403, "Admin access required")
 
-	created := ts.register("second-admin", "password1", "admin", adminTok)
+	created := ts.register("second-admin", "sw0rdfish-41", "admin", adminTok)
 	if created["role"] != "admin" {
 		t.Fatalf("admin-created admin = %v", created)
 	}
@@ -181,9 +188,9 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 func TestClosedRegistrationIsAdminOnly(t *testing.T) {
 	ts := start(t, func(c *Config, _ *auth.Config) { c.RegistrationClosed = true })
 	adminTok := ts.admin("root")
-	r := ts.postJSON("/users", "", map[string]any{"username": "walkin", "password": "password1"})
+	r := ts.postJSON("/users", "", map[string]any{"username": "walkin", "password": "sw0rdfish-41"})
 	wantDetail(t, r, 403, "Registration is closed")
-	ts.register("invited", "password1", "", adminTok)
+	ts.register("invited", "sw0rdfish-41", "", adminTok)
 }
 
 func TestConcurrentRegistrationsOfOneNameSucceedOnce(t *testing.T) {
@@ -267,7 +274,9 @@ func TestOversizedHeadersAreRejected(t *testing.T) {
 }
 
 func TestLoginThrottledWithRetryAfter(t *testing.T) {
-	ts := start(t, func(_ *Config, a *auth.Config) { a.Throttle = auth.ThrottleConfig{FreeFailures: 5} })
+	ts := start(t, func(_ *Config, a *auth.Config) {
+		a.Throttle = auth.LoginThrottleConfig{Pair: auth.ThrottleConfig{FreeFailures: 5}}
+	})
 	ts.register("victim", "victimpassword", "", "")
 	bad := url.Values{"username": {"victim"}, "password": {"guess"}}
 	for range 6 {
@@ -284,11 +293,11 @@ func TestLoginThrottledWithRetryAfter(t *testing.T) {
 
 func TestRegistrationThrottledPerIP(t *testing.T) {
 	ts := start(t, func(c *Config, _ *auth.Config) { c.RegisterThrottle = auth.ThrottleConfig{FreeFailures: 5} })
-	ts.register("taken", "password1", "", "")
+	ts.register("taken", "sw0rdfish-41", "", "")
 	for range 6 {
-		wantStatus(t, ts.postJSON("/users", "", map[string]any{"username": "taken", "password": "password1"}), 400)
+		wantStatus(t, ts.postJSON("/users", "", map[string]any{"username": "taken", "password": "sw0rdfish-41"}), 400)
 	}
-	r := ts.postJSON("/users", "", map[string]any{"username": "fresh-name", "password": "password1"})
+	r := ts.postJSON("/users", "", map[string]any{"username": "fresh-name", "password": "sw0rdfish-41"})
 	wantStatus(t, r, 429)
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
@@ -333,7 +342,9 @@ func TestPasswordChange(t *testing.T) {
 }
 
 func TestPasswordsNeverInResponsesOrLogs(t *testing.T) {
-	ts := start(t, func(_ *Config, a *auth.Config) { a.Throttle = auth.ThrottleConfig{FreeFailures: 2} })
+	ts := start(t, func(_ *Config, a *auth.Config) {
+		a.Throttle = auth.LoginThrottleConfig{Pair: auth.ThrottleConfig{FreeFailures: 2}}
+	})
 	secrets := []string{"Secret-Pass-One", "Secret-Pass-Two", "Wrong-Guess-Xyz", "tooshrt", "Admin-Pass-Word"}
 	adminTok := ts.admin("root")
 	ts.register("alice", secrets[0], "", "")

@@ -80,11 +80,19 @@ type Config struct {
 	MetricsToken string
 
 	// RegisterThrottle limits failed registrations (duplicate names,
-	// forbidden roles) per client IP and per username.
+	// forbidden roles) per client address and per username.
 	RegisterThrottle auth.ThrottleConfig
-	// ProxyHeader names the header holding the client IP (for example
-	// X-Forwarded-For); set it only behind a proxy that overwrites it.
-	// TrustedProxies then lists the proxies whose header is believed.
+	// SignupBudget bounds successful self-registrations per client address
+	// (zero Max → 20 per hour; negative Max: unlimited). Accounts an admin
+	// creates do not count.
+	SignupBudget auth.BudgetConfig
+	// Counters keeps the registration throttle's and budget's counts (nil:
+	// in process); replicas share them through a shared store.
+	Counters auth.CounterStore
+	// ProxyHeader names the header holding the client address (for
+	// example X-Forwarded-For); TrustedProxies lists the proxies (IPs or
+	// CIDRs) whose header is believed. The client is the right-most
+	// address in the header that is not a trusted proxy; see clientAddrs.
 	ProxyHeader    string
 	TrustedProxies []string
 
@@ -126,6 +134,12 @@ func (c Config) withDefaults() Config {
 	if c.UsageFlushInterval <= 0 {
 		c.UsageFlushInterval = time.Second
 	}
+	if c.SignupBudget.Max == 0 {
+		c.SignupBudget.Max = 20
+	}
+	if c.Counters == nil {
+		c.Counters = auth.NewMemoryCounters(0)
+	}
 	c.Generation = c.Generation.withDefaults()
 	return c
 }
@@ -138,7 +152,10 @@ type Server struct {
 	db        store.Store
 	auth      *auth.Service
 	filter    *Filter
-	registers *auth.Throttle
+	registers *auth.Throttle // failed registrations
+	signups   *auth.Budget   // successful self-registrations
+	addrs     *clientAddrs
+	throttled throttledAudit
 	gen       atomic.Pointer[generatorBox]
 	loadedAt  atomic.Int64 // Unix time the generator was set
 	tel       *telemetry
@@ -161,33 +178,39 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	addrs, err := newClientAddrs(cfg.ProxyHeader, cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		db:        cfg.Store,
 		auth:      cfg.Auth,
 		filter:    filter,
-		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Now),
+		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Counters, "registration", cfg.Now),
+		signups:   auth.NewBudget(cfg.SignupBudget, cfg.Counters, "signups", cfg.Now),
+		addrs:     addrs,
 		requests:  newRequestLimiter(),
 	}
 	s.tel = newTelemetry(s.generator)
+	registerAuthMetrics(s.tel.reg, cfg.Auth, &s.throttled)
 	s.jwt = s.newJWTMiddleware()
 	s.app = fiber.New(fiber.Config{
-		AppName:                 "gpt2d",
-		ServerHeader:            "",
-		BodyLimit:               cfg.BodyLimit,
-		ReadBufferSize:          cfg.HeaderLimit,
-		ReadTimeout:             cfg.ReadTimeout,
-		WriteTimeout:            cfg.WriteTimeout,
-		IdleTimeout:             cfg.IdleTimeout,
-		Concurrency:             cfg.MaxConns,
-		CaseSensitive:           true,
-		StrictRouting:           true,
-		DisableStartupMessage:   true,
-		ErrorHandler:            s.errorHandler,
-		ProxyHeader:             cfg.ProxyHeader,
-		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
-		TrustedProxies:          cfg.TrustedProxies,
+		AppName:               "gpt2d",
+		ServerHeader:          "",
+		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        cfg.HeaderLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.MaxConns,
+		CaseSensitive:         true,
+		StrictRouting:         true,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		// No ProxyHeader: c.IP() is the socket's peer; the client address
+		// is s.clientIP(c), which reads the proxy header safely.
 	})
 	s.mount()
 	s.routes = newRouteLabels(s.app)
@@ -214,6 +237,7 @@ func (s *Server) mount() {
 	app.Get("/users/me/usage", s.myUsage)
 	app.Post("/users/me/keys", s.requireSession, s.createKey)
 	app.Get("/users/me/keys", s.requireSession, s.listKeys)
+	app.Post("/users/me/keys/revoke-all", s.requireSession, s.revokeAllKeys)
 	app.Delete("/users/me/keys/:key_id", s.requireSession, s.revokeKey)
 
 	app.Post("/generate", s.requireGenerate, s.generate)
@@ -227,6 +251,7 @@ func (s *Server) mount() {
 	admin.Get("/users", s.listUsers)
 	admin.Patch("/users/:user_id", s.updateUser)
 	admin.Delete("/users/:user_id", s.deleteUser)
+	admin.Post("/users/:user_id/keys/rearm", s.rearmKeys)
 	admin.Get("/users/:user_id/limits", s.userLimits)
 	admin.Put("/users/:user_id/limits", s.setUserLimits)
 	admin.Get("/usage", s.adminUsage)

@@ -21,18 +21,45 @@ type tokenResponse struct {
 }
 
 // formField reads a form field of an OAuth2 form post, copying it out of
-// Fiber's reused buffer; a missing field is a 422 entry.
+// Fiber's reused buffer; a missing field, or one that is not valid UTF-8,
+// is a 422 entry.
 func formField(c *fiber.Ctx, name string, errs *[]fieldError) string {
 	v := c.FormValue(name)
-	if v == "" {
+	switch {
+	case v == "":
 		*errs = append(*errs, fieldError{Loc: []any{"body", name}, Type: "missing", Msg: "Field required"})
+	case !validText(v):
+		*errs = append(*errs, fieldError{Loc: []any{"body", name}, Type: "string_unicode", Msg: msgInvalidUTF8})
 	}
 	return strings.Clone(v)
 }
 
+// credentialParams are refused in the query string: URLs end up in proxy
+// logs, browser history and Referer headers.
+var credentialParams = []string{"username", "password", "refresh_token", "client_secret"}
+
+// refuseQueryCredentials answers 400 when the URL carries a credential.
+func refuseQueryCredentials(c *fiber.Ctx) error {
+	args := c.Request().URI().QueryArgs()
+	for _, name := range credentialParams {
+		if args.Has(name) {
+			return &httpError{status: fiber.StatusBadRequest, param: name,
+				detail: "Credentials must be sent in the request body, never in the URL"}
+		}
+	}
+	return nil
+}
+
 // login is POST /token: the OAuth2 password flow with form fields
-// username and password.
+// username and password. Refused attempts (throttled) are counted in the
+// metrics and summarised in the audit trail, not written one by one; a
+// failed attempt is audited with the username cut to the registration
+// limit, or redacted when it names no account (it may be a password typed
+// into the wrong field).
 func (s *Server) login(c *fiber.Ctx) error {
+	if err := refuseQueryCredentials(c); err != nil {
+		return err
+	}
 	var errs []fieldError
 	username := formField(c, "username", &errs)
 	password := formField(c, "password", &errs)
@@ -43,16 +70,18 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if len(errs) > 0 {
 		return invalid(errs...)
 	}
-	u, err := s.auth.Login(c.IP(), username, password)
+	u, err := s.auth.Login(c.UserContext(), s.clientIP(c), username, password)
 	var te *auth.ThrottledError
 	switch {
 	case errors.As(err, &te):
 		s.tel.authFailures.inc(reasonThrottled)
-		s.audit(c, slog.LevelWarn, "login.throttled", nil, username, nil)
+		if write, n := s.throttled.note(s.cfg.Now()); write {
+			s.audit(c, slog.LevelWarn, "login.throttled", nil, "", map[string]any{"refused_since_last_event": n, "scope": te.Scope})
+		}
 		return retryLater(fiber.StatusTooManyRequests, "Too many failed login attempts, retry later", te.RetryAfter)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.tel.authFailures.inc(reasonLoginFailed)
-		s.audit(c, slog.LevelWarn, "login.failure", nil, username, nil)
+		s.audit(c, slog.LevelWarn, "login.failure", nil, s.loggableUsername(username), nil)
 		return unauthorized(detailLoginFailed)
 	case err != nil:
 		return err
@@ -83,6 +112,9 @@ func (s *Server) sendTokens(c *fiber.Ctx, u *store.User, refresh string) error {
 // refresh is POST /token/refresh with refresh_token as a form field (the
 // OAuth2 refresh grant) or in a JSON object.
 func (s *Server) refresh(c *fiber.Ctx) error {
+	if err := refuseQueryCredentials(c); err != nil {
+		return err
+	}
 	var token string
 	if isJSON(c.Get(fiber.HeaderContentType)) {
 		b, err := parseJSON(c)
@@ -122,7 +154,8 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 }
 
 // logout is POST /logout: it revokes every access and refresh token of
-// the caller, on all devices.
+// the caller, on all devices. API keys stay: they are revoked one by one
+// or with POST /users/me/keys/revoke-all.
 func (s *Server) logout(c *fiber.Ctx) error {
 	u := currentUser(c)
 	if err := s.auth.Logout(u.ID); err != nil {

@@ -35,53 +35,77 @@ func (b *body) role(name string, def store.Role) store.Role {
 }
 
 // register is POST /users. Anyone may create a "user" while registration
-// is open; only an admin may create an admin, or anyone once it is closed.
+// is open; only an admin — a session, or an API key with the admin scope —
+// may create an admin, or anyone once registration is closed. Failed
+// attempts (a taken name, a forbidden role) are throttled per address and
+// per name, and successful self-registrations are bounded per address by
+// Config.SignupBudget: each account brings fresh per-user limits.
 func (s *Server) register(c *fiber.Ctx) error {
-	ip := c.IP()
-	if wait := s.registers.Wait("ip:" + ip); wait > 0 {
-		return retryLater(fiber.StatusTooManyRequests, "Too many failed registrations, retry later", wait)
-	}
 	b, err := parseJSON(c)
 	if err != nil {
 		return err
 	}
 	username := b.username("username")
-	password := b.password("password", s.auth.Policy())
+	password := b.password("password", username, s.auth.Policy())
 	role := b.role("role", store.RoleUser)
 	if err := b.err(); err != nil {
 		return err
 	}
-	nameKey := "user:" + store.FoldUsername(username)
-	if wait := s.registers.Wait(nameKey); wait > 0 {
-		return retryLater(fiber.StatusTooManyRequests, "Too many failed registrations, retry later", wait)
-	}
-
+	ip := s.clientIP(c)
 	caller := currentUser(c)
-	isAdmin := caller != nil && caller.Role == store.RoleAdmin
+	isAdmin := auth.Allows(caller, currentKey(c), store.ScopeAdmin)
+	failures, err := s.registers.Reserve("register-addr:"+ip, "register-name:"+store.FoldUsername(username))
+	if err != nil {
+		return s.registrationThrottled(err, "Too many failed registrations, retry later")
+	}
+	defer failures.Release()
 	switch {
 	case role == store.RoleAdmin && !isAdmin:
-		s.registers.Fail("ip:" + ip)
+		failures.Fail()
 		s.audit(c, slog.LevelWarn, "user.register.denied", caller, username, map[string]any{"role": role, "reason": "admin role requested"})
 		return newError(fiber.StatusForbidden, detailAdminRequired)
 	case s.cfg.RegistrationClosed && !isAdmin:
-		s.registers.Fail("ip:" + ip)
+		failures.Fail()
 		return newError(fiber.StatusForbidden, detailRegistrationClose)
+	}
+	var signup *auth.Reservation
+	if !isAdmin {
+		if signup, err = s.signups.Reserve("signup-addr:" + ip); err != nil {
+			return s.registrationThrottled(err, "Too many accounts created from this address, retry later")
+		}
+		defer signup.Release() // no-op once spent
 	}
 
 	u, err := s.auth.Register(username, password, role)
 	var pe *auth.PolicyError
+	var ue *auth.UsernameError
 	switch {
 	case errors.Is(err, store.ErrUsernameTaken):
-		s.registers.Fail("ip:" + ip)
-		s.registers.Fail(nameKey)
+		failures.Fail()
 		return newError(fiber.StatusBadRequest, detailUsernameTaken)
 	case errors.As(err, &pe):
 		return invalid(policyFieldError("password", pe))
+	case errors.As(err, &ue):
+		return invalid(fieldError{Loc: []any{"body", "username"}, Type: "value_error", Msg: "Value error, " + ue.Error()})
 	case err != nil:
 		return err
 	}
+	if signup != nil {
+		signup.Fail() // the account exists: the use is spent
+	}
 	s.audit(c, slog.LevelInfo, "user.register", caller, u.Username, map[string]any{"user_id": u.ID, "role": u.Role})
 	return c.JSON(fiber.Map{"id": u.ID, "username": u.Username, "role": u.Role})
+}
+
+// registrationThrottled answers a refused registration: 429 with
+// Retry-After for a throttle, the error itself otherwise.
+func (s *Server) registrationThrottled(err error, detail string) error {
+	var te *auth.ThrottledError
+	if !errors.As(err, &te) {
+		return err
+	}
+	s.throttled.registrations.Add(1)
+	return retryLater(fiber.StatusTooManyRequests, detail, te.RetryAfter)
 }
 
 // me is GET /users/me.
@@ -89,32 +113,42 @@ func (s *Server) me(c *fiber.Ctx) error {
 	return c.JSON(showUser(currentUser(c)))
 }
 
-// changePassword is POST /users/me/password. It revokes every token the
-// caller holds, including the one used for this request.
+// changePassword is POST /users/me/password. It revokes every access and
+// refresh token the caller holds, including the one used for this
+// request; API keys are kept (the answer says how many), and
+// POST /users/me/keys/revoke-all ends them. A wrong current password
+// counts as a failed login under the login throttle.
 func (s *Server) changePassword(c *fiber.Ctx) error {
 	b, err := parseJSON(c)
 	if err != nil {
 		return err
 	}
+	u := currentUser(c)
 	current := b.str("current_password", true, 0, 0)
-	next := b.password("new_password", s.auth.Policy())
+	next := b.password("new_password", u.Username, s.auth.Policy())
 	if err := b.err(); err != nil {
 		return err
 	}
-	u := currentUser(c)
-	_, err = s.auth.ChangePassword(u, current, next)
+	_, err = s.auth.ChangePassword(c.UserContext(), s.clientIP(c), u, current, next)
 	var te *auth.ThrottledError
+	var pe *auth.PolicyError
 	switch {
 	case errors.As(err, &te):
 		return retryLater(fiber.StatusTooManyRequests, "Too many failed attempts, retry later", te.RetryAfter)
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		s.audit(c, slog.LevelWarn, "password.change.failure", u, u.Username, nil)
 		return newError(fiber.StatusBadRequest, "Incorrect password")
+	case errors.As(err, &pe):
+		return invalid(policyFieldError("new_password", pe))
 	case err != nil:
 		return err
 	}
+	keys, err := s.db.APIKeys(u.ID)
+	if err != nil {
+		return err
+	}
 	s.audit(c, slog.LevelInfo, "password.change", u, u.Username, nil)
-	return c.JSON(fiber.Map{"detail": "Password changed; sign in again"})
+	return c.JSON(fiber.Map{"detail": "Password changed; sign in again", "api_keys_kept": len(keys)})
 }
 
 // listUsers is GET /admin/users?skip=&limit=.
@@ -204,6 +238,29 @@ func (s *Server) deleteUser(c *fiber.Ctx) error {
 	}
 	s.audit(c, slog.LevelInfo, "user.delete", currentUser(c), u.Username, map[string]any{"user_id": id})
 	return c.JSON(fiber.Map{"detail": "User deleted"})
+}
+
+// rearmKeys is POST /admin/users/{user_id}/keys/rearm: the API keys the
+// user held when it was disabled work again. The user must be enabled
+// first (409 otherwise).
+func (s *Server) rearmKeys(c *fiber.Ctx) error {
+	id, err := pathID(c, "user_id")
+	if err != nil {
+		return err
+	}
+	u, err := s.auth.RearmAPIKeys(id)
+	if errors.Is(err, auth.ErrUserDisabled) {
+		return newError(fiber.StatusConflict, "User is disabled; enable it first")
+	}
+	if err != nil {
+		return userError(err)
+	}
+	keys, err := s.db.APIKeys(id)
+	if err != nil {
+		return err
+	}
+	s.audit(c, slog.LevelInfo, "apikey.rearm", currentUser(c), u.Username, map[string]any{"user_id": id, "keys": len(keys)})
+	return c.JSON(fiber.Map{"detail": "API keys re-armed", "keys": len(keys)})
 }
 
 func userError(err error) error {

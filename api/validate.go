@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -308,26 +307,47 @@ func pathID(c *fiber.Ctx, name string) (uint64, error) {
 	return n, nil
 }
 
-// username reads an account name: 3–50 characters, no
-// control characters (they would forge lines in logs and terminals).
+// msgInvalidUTF8 is the 422 message for text that is not valid UTF-8.
+const msgInvalidUTF8 = "Input should be a valid UTF-8 string"
+
+// validText reports whether s is valid UTF-8 without U+FFFD: the JSON
+// decoder turns invalid bytes (and lone surrogate escapes) into U+FFFD,
+// and credentials must never be silently rewritten.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, utf8.RuneError)
+}
+
+// username reads a new account name: 3–50 characters, valid UTF-8, and
+// acceptable as an identity (auth.NormalizeUsername: no invisible or
+// direction characters, no spaces, one script).
 func (b *body) username(name string) string {
+	before := len(b.errs)
 	u := b.str(name, true, 3, 50)
-	if strings.IndexFunc(u, unicode.IsControl) >= 0 {
-		b.fail(name, "value_error", "Value error, username must not contain control characters", nil)
+	if len(b.errs) > before {
+		return u
+	}
+	_, err := auth.NormalizeUsername(u)
+	var ue *auth.UsernameError
+	switch {
+	case errors.Is(err, auth.ErrInvalidUTF8):
+		b.fail(name, "string_unicode", msgInvalidUTF8, nil)
+	case errors.As(err, &ue):
+		b.fail(name, "value_error", "Value error, "+ue.Error(), nil)
 	}
 	return u
 }
 
-// password reads a password field and checks it against policy. Messages
-// name the rule, never the value.
-func (b *body) password(name string, policy auth.PasswordPolicy) string {
+// password reads a password field and checks it against policy for the
+// account username ("" when unknown). Messages name the rule, never the
+// value.
+func (b *body) password(name, username string, policy auth.PasswordPolicy) string {
 	before := len(b.errs)
 	p := b.str(name, true, 0, 0)
 	if len(b.errs) > before { // missing or not a string
 		return ""
 	}
 	var pe *auth.PolicyError
-	if err := policy.Check(p); errors.As(err, &pe) {
+	if err := policy.CheckFor(username, p); errors.As(err, &pe) {
 		b.errs = append(b.errs, policyFieldError(name, pe))
 	}
 	return p
@@ -342,6 +362,8 @@ func policyFieldError(name string, pe *auth.PolicyError) fieldError {
 	case auth.RuleTooLong:
 		fe.Type, fe.Ctx = "string_too_long", map[string]any{"max_bytes": pe.Limit}
 		fe.Msg = fmt.Sprintf("Password should have at most %d bytes", pe.Limit)
+	case auth.RuleInvalidUTF8:
+		fe.Type, fe.Msg = "string_unicode", msgInvalidUTF8
 	default:
 		fe.Type = "value_error"
 		fe.Msg = "Value error, " + pe.Error()

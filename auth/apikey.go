@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -107,7 +108,53 @@ func (s *Service) AuthenticateKey(key string) (*store.User, *store.APIKey, error
 	if err != nil {
 		return nil, nil, err
 	}
+	if Disarmed(u, rec) {
+		return nil, nil, tokenError(ReasonRevoked, "API key %s was disarmed when its owner was disabled", rec.Prefix)
+	}
 	return u, rec, nil
+}
+
+// Disarmed reports whether key k of u was disarmed by disabling u (and not
+// re-armed since).
+func Disarmed(u *store.User, k *store.APIKey) bool {
+	return !u.KeysDisarmedBefore.IsZero() && !k.CreatedAt.After(u.KeysDisarmedBefore)
+}
+
+// RevokeAPIKeys deletes every API key the user holds now and returns how
+// many. Each deletion is atomic and takes effect at once; a key created
+// while it runs may survive it.
+func (s *Service) RevokeAPIKeys(userID uint64) (int, error) {
+	keys, err := s.db.APIKeys(userID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		switch err := s.db.DeleteAPIKey(userID, k.ID); {
+		case err == nil:
+			n++
+		case !errors.Is(err, store.ErrNotFound): // gone meanwhile: fine
+			return n, fmt.Errorf("revoke API key %d: %w", k.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// ErrUserDisabled reports an operation that needs an enabled user.
+var ErrUserDisabled = errors.New("auth: user is disabled")
+
+// RearmAPIKeys makes the API keys a user held when it was disabled work
+// again (an admin's decision, once the user is enabled). It fails with
+// ErrUserDisabled while the user is disabled and store.ErrNotFound for no
+// such user. Sessions are left alone.
+func (s *Service) RearmAPIKeys(userID uint64) (*store.User, error) {
+	return s.db.UpdateUser(userID, func(u *store.User) error {
+		if u.Disabled {
+			return ErrUserDisabled
+		}
+		u.KeysDisarmedBefore = time.Time{}
+		return nil
+	})
 }
 
 // Allows reports whether a caller authenticated as u — with API key k, or

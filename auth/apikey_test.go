@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -130,7 +131,7 @@ func TestBcryptRunsAtMostMaxConcurrentHashes(t *testing.T) {
 	s.hashing <- struct{}{}
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Login("127.0.0.1", "alice", "correct horse")
+		_, err := s.Login(context.Background(), "127.0.0.1", "alice", "correct horse")
 		done <- err
 	}()
 	select {

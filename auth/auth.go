@@ -7,6 +7,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -84,24 +85,39 @@ type Config struct {
 	// Issuer and Audience fill and are required in the iss and aud claims
 	// ("" → "gpt2d").
 	Issuer, Audience string
-	// Throttle bounds failed logins per client IP and per username.
-	Throttle ThrottleConfig
+	// Throttle is the policy against password guessing (see
+	// LoginThrottleConfig).
+	Throttle LoginThrottleConfig
 	// MaxConcurrentHashes caps bcrypt computations running at once (0 →
 	// the number of CPUs), so that a burst of logins queues instead of
 	// taking every core from generation.
 	MaxConcurrentHashes int
+	// ClockSkew is how far in the future an access token's iat or nbf may
+	// lie, for replicas whose clocks differ (0 → 1 minute).
+	ClockSkew time.Duration
+	// KeyFile, when set, is the file the signing key was read from
+	// (LoadKey): the Service reads it again when it changes, so that
+	// `gpt2d keys rotate` takes effect in a running server.
+	KeyFile string
 	// Now is the clock (nil → time.Now). Tests inject one to expire tokens.
 	Now func() time.Time
+	// Sleep waits d or until ctx ends (nil → a timer); it delays slowed
+	// logins. Tests inject one.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Compare checks a password against a bcrypt hash (nil →
+	// bcrypt.CompareHashAndPassword). Tests inject one to count
+	// comparisons.
+	Compare func(hash, password []byte) error
 }
 
 // Service authenticates users against a store.
 type Service struct {
 	cfg       Config
 	db        store.Store
-	key       []byte
+	keys      *signingKey
 	dummyHash []byte
 	validator *jwt.Validator
-	logins    *Throttle
+	logins    *loginThrottle
 	hashing   chan struct{} // semaphore: one token per running bcrypt
 }
 
@@ -132,6 +148,16 @@ func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Compare == nil {
+		cfg.Compare = bcrypt.CompareHashAndPassword
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = time.Minute
+	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
 	if cfg.MaxConcurrentHashes <= 0 {
 		cfg.MaxConcurrentHashes = runtime.NumCPU()
 	}
@@ -146,7 +172,7 @@ func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 	return &Service{
 		cfg:       cfg,
 		db:        db,
-		key:       append([]byte(nil), key...),
+		keys:      newSigningKey(key, cfg.KeyFile, cfg.Now),
 		dummyHash: dummy,
 		validator: jwt.NewValidator(
 			jwt.WithExpirationRequired(),
@@ -154,7 +180,7 @@ func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithTimeFunc(cfg.Now),
 		),
-		logins:  NewThrottle(cfg.Throttle, cfg.Now),
+		logins:  &loginThrottle{cfg: cfg.Throttle, now: cfg.Now},
 		hashing: make(chan struct{}, cfg.MaxConcurrentHashes),
 	}, nil
 }
@@ -167,59 +193,56 @@ func (s *Service) Policy() PasswordPolicy { return s.cfg.Policy }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
-// Register creates a user after checking the password policy. It returns
+// Register creates a user after checking the username (NormalizeUsername:
+// the user is stored under its normalised form) and the password
+// (PasswordPolicy.CheckFor). It returns a *UsernameError, ErrInvalidUTF8,
 // a *PolicyError or store.ErrUsernameTaken for the caller to report.
 func (s *Service) Register(username, password string, role store.Role) (*store.User, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Policy.CheckFor(name, password); err != nil {
+		return nil, err
+	}
 	hash, err := s.hashPassword(password)
 	if err != nil {
 		return nil, err
 	}
-	u := &store.User{Username: username, PasswordHash: hash, Role: role, CreatedAt: s.now().UTC()}
+	u := &store.User{Username: name, PasswordHash: hash, Role: role, CreatedAt: s.now().UTC()}
 	if err := s.db.CreateUser(u); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-// Login checks a username and password. Failures are counted per client
-// IP and per username; once either is over the limit, Login returns a
-// *ThrottledError without looking at the password. Unknown users, wrong
-// passwords and disabled accounts all give ErrInvalidCredentials after
-// the same amount of work.
-func (s *Service) Login(ip, username, password string) (*store.User, error) {
-	ipKey, userKey := "ip:"+ip, "user:"+store.FoldUsername(username)
-	if wait := max(s.logins.Wait(ipKey), s.logins.Wait(userKey)); wait > 0 {
-		return nil, &ThrottledError{RetryAfter: wait}
-	}
-	u, err := s.db.UserByUsername(username)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+// ChangePassword sets a new password after checking the current one, and
+// revokes every access and refresh token the user holds; API keys are
+// kept (they have their own life: see RevokeAPIKeys). A wrong current
+// password gives ErrInvalidCredentials and counts as a failed login of the
+// username from ip, under the same throttle as Login.
+func (s *Service) ChangePassword(ctx context.Context, ip string, u *store.User, current, next string) (*store.User, error) {
+	if err := s.cfg.Policy.CheckFor(u.Username, next); err != nil {
 		return nil, err
 	}
-	var hash []byte
-	if u != nil {
-		hash = u.PasswordHash
+	att, slow, err := s.logins.reserve(ip, store.FoldUsername(u.Username))
+	if err != nil {
+		return nil, err
 	}
-	if !s.verifyPassword(hash, password) || u == nil || u.Disabled {
-		s.logins.Fail(ipKey)
-		s.logins.Fail(userKey)
-		return nil, ErrInvalidCredentials
-	}
-	s.logins.Reset(userKey)
-	return u, nil
-}
-
-// ChangePassword sets a new password after checking the current one, and
-// revokes every token the user holds (access and refresh). A wrong
-// current password gives ErrInvalidCredentials and counts as a failed
-// login for the username.
-func (s *Service) ChangePassword(u *store.User, current, next string) (*store.User, error) {
-	userKey := "user:" + store.FoldUsername(u.Username)
-	if wait := s.logins.Wait(userKey); wait > 0 {
-		return nil, &ThrottledError{RetryAfter: wait}
+	if slow > 0 {
+		if err := s.cfg.Sleep(ctx, slow); err != nil {
+			att.settle(false, true)
+			return nil, err
+		}
 	}
 	if !s.verifyPassword(u.PasswordHash, current) {
-		s.logins.Fail(userKey)
+		if err := att.settle(true, false); err != nil {
+			return nil, err
+		}
 		return nil, ErrInvalidCredentials
+	}
+	if err := att.settle(false, false); err != nil {
+		return nil, err
 	}
 	hash, err := s.hashPassword(next)
 	if err != nil {
@@ -231,7 +254,9 @@ func (s *Service) ChangePassword(u *store.User, current, next string) (*store.Us
 	})
 }
 
-// Logout revokes every access and refresh token of the user.
+// Logout revokes every access and refresh token of the user, on every
+// device. API keys are kept: they belong to programs, not sessions (see
+// RevokeAPIKeys).
 func (s *Service) Logout(userID uint64) error {
 	_, err := s.Update(userID, func(*store.User) error { return nil })
 	return err
@@ -240,12 +265,17 @@ func (s *Service) Logout(userID uint64) error {
 // Update applies fn to the user (see store.DB.UpdateUser for the last-
 // admin rule) and then revokes all the user's tokens: every change made
 // through the Service — password, role, disabling, logout — ends the
-// sessions that were opened before it.
+// sessions that were opened before it. Disabling a user also disarms its
+// API keys for good: re-enabling does not bring them back (RearmAPIKeys
+// does).
 func (s *Service) Update(id uint64, fn func(u *store.User) error) (*store.User, error) {
 	now := s.now().Truncate(time.Millisecond)
 	u, err := s.db.UpdateUser(id, func(u *store.User) error {
 		if err := fn(u); err != nil {
 			return err
+		}
+		if u.Disabled {
+			u.KeysDisarmedBefore = s.now().UTC()
 		}
 		if now.After(u.TokensValidAfter) {
 			u.TokensValidAfter = now

@@ -1,11 +1,15 @@
 package auth
 
 import (
+	_ "embed"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"gpt2d/store"
 )
 
 // DefaultBcryptCost is the bcrypt work factor used when Config.BcryptCost
@@ -41,9 +45,12 @@ func (p PasswordPolicy) withDefaults() PasswordPolicy {
 
 // The rules a password can break, as PolicyError.Rule.
 const (
-	RuleTooShort = "too_short"
-	RuleTooLong  = "too_long"
-	RuleNUL      = "nul"
+	RuleTooShort    = "too_short"
+	RuleTooLong     = "too_long"
+	RuleNUL         = "nul"
+	RuleInvalidUTF8 = "invalid_utf8"
+	RuleCommon      = "common"
+	RuleUsername    = "username"
 )
 
 // PolicyError reports a password that breaks the policy. Its message names
@@ -59,6 +66,12 @@ func (e *PolicyError) Error() string {
 		return fmt.Sprintf("password must have at least %d characters", e.Limit)
 	case RuleTooLong:
 		return fmt.Sprintf("password must be at most %d bytes", e.Limit)
+	case RuleInvalidUTF8:
+		return "password must be valid UTF-8"
+	case RuleCommon:
+		return "password is one of the most common passwords; choose another"
+	case RuleUsername:
+		return "password must not be the username"
 	default:
 		return "password must not contain NUL characters"
 	}
@@ -68,6 +81,8 @@ func (e *PolicyError) Error() string {
 func (p PasswordPolicy) Check(password string) error {
 	p = p.withDefaults()
 	switch {
+	case !utf8.ValidString(password) || strings.ContainsRune(password, utf8.RuneError):
+		return &PolicyError{Rule: RuleInvalidUTF8}
 	case strings.IndexByte(password, 0) >= 0:
 		return &PolicyError{Rule: RuleNUL}
 	case len(password) > p.MaxBytes:
@@ -76,6 +91,48 @@ func (p PasswordPolicy) Check(password string) error {
 		return &PolicyError{Rule: RuleTooShort, Limit: p.MinChars}
 	}
 	return nil
+}
+
+// CheckFor checks a password chosen by username: the rules of Check, then
+// it must not be one of the 10 000 most common passwords (compared case-
+// insensitively) nor the username itself (compared as usernames are).
+func (p PasswordPolicy) CheckFor(username, password string) error {
+	if err := p.Check(password); err != nil {
+		return err
+	}
+	if IsCommonPassword(password) {
+		return &PolicyError{Rule: RuleCommon}
+	}
+	if username != "" && store.FoldUsername(password) == store.FoldUsername(username) {
+		return &PolicyError{Rule: RuleUsername}
+	}
+	return nil
+}
+
+// commonPasswordList is the 10 000 most frequent passwords of Mark
+// Burnett's 10-million-password corpus (the xato.net release), in
+// descending frequency, one per line, lower case: the first 10 000 lines
+// of data/passwords.txt of Dropbox's zxcvbn (MIT licence), with its
+// counts stripped.
+//
+//go:embed common_passwords.txt
+var commonPasswordList string
+
+var commonPasswords = sync.OnceValue(func() map[string]struct{} {
+	set := make(map[string]struct{}, 10_000)
+	for _, p := range strings.Split(commonPasswordList, "\n") {
+		if p = strings.TrimSpace(p); p != "" {
+			set[p] = struct{}{}
+		}
+	}
+	return set
+})
+
+// IsCommonPassword reports whether password, in lower case, is one of the
+// 10 000 most common passwords.
+func IsCommonPassword(password string) bool {
+	_, ok := commonPasswords()[strings.ToLower(password)]
+	return ok
 }
 
 // hashPassword checks password against the policy and hashes it.
@@ -108,5 +165,5 @@ func (s *Service) verifyPassword(hash []byte, password string) bool {
 	}
 	release := s.acquireHash()
 	defer release()
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && settable
+	return s.cfg.Compare(hash, []byte(password)) == nil && settable
 }

@@ -114,15 +114,16 @@ func (s *Service) Keyfunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != Alg {
 		return nil, tokenError(ReasonSignature, "unexpected signing algorithm %v", t.Header["alg"])
 	}
-	return s.key, nil
+	return s.keys.current(), nil
 }
 
 // IssueAccessToken signs a new access token for u. Its iat is strictly
-// after u.TokensValidAfter, so a token issued in the same millisecond as
-// a logout is still valid.
+// after u.TokensValidAfter + ClockSkew (see Authenticate), so a token
+// issued right after a logout — in the same millisecond, or within the
+// clock skew — is valid; its iat then lies ahead by up to ClockSkew.
 func (s *Service) IssueAccessToken(u *store.User) (string, error) {
 	iat := s.now().Truncate(time.Millisecond)
-	if floor := u.TokensValidAfter.Truncate(time.Millisecond).Add(time.Millisecond); iat.Before(floor) {
+	if floor := u.TokensValidAfter.Truncate(time.Millisecond).Add(s.cfg.ClockSkew + time.Millisecond); iat.Before(floor) {
 		iat = floor
 	}
 	var jti [16]byte
@@ -137,34 +138,19 @@ func (s *Service) IssueAccessToken(u *store.User) (string, error) {
 		ExpiresAt: jwt.NewNumericDate(iat.Add(s.cfg.TokenTTL)),
 		ID:        hex.EncodeToString(jti[:]),
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.key)
-}
-
-// ParseAccessToken verifies a token string and returns the user it
-// authenticates; see Authenticate for the checks. Failures are
-// *TokenError.
-func (s *Service) ParseAccessToken(token string) (*store.User, *Claims, error) {
-	claims := &Claims{}
-	_, err := jwt.ParseWithClaims(token, claims, s.Keyfunc, jwt.WithValidMethods([]string{Alg}), jwt.WithoutClaimsValidation())
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return nil, nil, tokenError(ReasonMalformed, "%v", err)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return nil, nil, tokenError(ReasonSignature, "%v", err)
-	default:
-		return nil, nil, tokenError(ReasonClaims, "%v", err)
-	}
-	u, err := s.Authenticate(claims)
-	return u, claims, err
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.keys.current())
 }
 
 // Authenticate checks the claims of a token whose signature has been
-// verified and returns its user, read fresh from the store. It requires
-// exp (against the injected clock), iss, aud, iat and jti; and it refuses
-// tokens of users that were deleted or disabled, and tokens issued at or
-// before the user's TokensValidAfter (logout, password or role change).
-// Every failure is a *TokenError (so it matches ErrInvalidToken).
+// verified (by the API's one JWT middleware) and returns its user, read
+// fresh from the store. It requires exp (against the injected clock), iss,
+// aud, iat and jti; it refuses an iat or nbf further in the future than
+// Config.ClockSkew and a lifetime (exp − iat) longer than the configured
+// one — a token that claims to be issued later than it was would
+// otherwise outlive a logout — and it refuses tokens of users that were
+// deleted or disabled, and tokens issued at or before the user's
+// TokensValidAfter (logout, password or role change). Every failure is a
+// *TokenError (so it matches ErrInvalidToken).
 func (s *Service) Authenticate(claims *Claims) (*store.User, error) {
 	if err := s.validator.Validate(claims); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -172,12 +158,24 @@ func (s *Service) Authenticate(claims *Claims) (*store.User, error) {
 		}
 		return nil, tokenError(ReasonClaims, "%v", err)
 	}
+	horizon := s.now().Add(s.cfg.ClockSkew + time.Millisecond)
+	switch {
+	case claims.IssuedAt.After(horizon):
+		return nil, tokenError(ReasonClaims, "iat %s is in the future", claims.IssuedAt.UTC().Format(time.RFC3339))
+	case claims.NotBefore != nil && claims.NotBefore.After(horizon):
+		return nil, tokenError(ReasonClaims, "nbf %s is in the future", claims.NotBefore.UTC().Format(time.RFC3339))
+	case claims.ExpiresAt.Sub(claims.IssuedAt.Time) > s.cfg.TokenTTL:
+		return nil, tokenError(ReasonClaims, "lifetime %s exceeds %s", claims.ExpiresAt.Sub(claims.IssuedAt.Time), s.cfg.TokenTTL)
+	}
 	id, _ := claims.userID() // checked by Validate
 	u, err := s.activeUser(id)
 	if err != nil {
 		return nil, err
 	}
-	if !claims.IssuedAt.After(u.TokensValidAfter) {
+	// A token's iat may run ahead of real time by up to ClockSkew (its
+	// issuer's clock), so it may have been issued as early as
+	// iat − ClockSkew: revoked unless that is after the revocation.
+	if !claims.IssuedAt.After(u.TokensValidAfter.Add(s.cfg.ClockSkew)) {
 		return nil, tokenError(ReasonRevoked, "token issued before the user's tokens were revoked")
 	}
 	return u, nil

@@ -169,6 +169,31 @@ func (db *DB) EnsureJWTKey(generate func() ([]byte, error)) ([]byte, error) {
 	return key, nil
 }
 
+// StoredJWTKey returns the JWT signing key kept in the store by older
+// versions, or nil if there is none.
+func (db *DB) StoredJWTKey() ([]byte, error) {
+	var key []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if k := tx.Bucket(bucketMeta).Get(keyJWTKey); k != nil {
+			key = append([]byte(nil), k...)
+		}
+		return nil
+	})
+	return key, err
+}
+
+// DeleteJWTKey removes the JWT signing key from the store, so that
+// backups no longer carry it (once it lives in a key file).
+func (db *DB) DeleteJWTKey() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyJWTKey) == nil {
+			return nil
+		}
+		return meta.Delete(keyJWTKey)
+	})
+}
+
 func itob(v uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], v)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/text/secure/precis"
 )
 
 // Role is a user's permission level.
@@ -34,6 +35,10 @@ type User struct {
 	// it. It moves forward on logout, password change, role change and
 	// disabling.
 	TokensValidAfter time.Time `json:"tokens_valid_after"`
+	// KeysDisarmedBefore disarms every API key of the user created at or
+	// before it. Disabling the user sets it, so that re-enabling does not
+	// bring the old keys back; an admin may clear it (re-arm).
+	KeysDisarmedBefore time.Time `json:"keys_disarmed_before,omitzero"`
 	// Limits overrides the rate limits of the user's role; nil keeps them.
 	Limits *Limits `json:"limits,omitempty"`
 }
@@ -49,9 +54,31 @@ type Limits struct {
 // invariant.
 func (u *User) activeAdmin() bool { return u.Role == RoleAdmin && !u.Disabled }
 
-// FoldUsername is the key usernames are unique under: "Alice" and "alice"
-// are the same account name, so one cannot impersonate the other.
-func FoldUsername(name string) string { return strings.ToLower(name) }
+// FoldUsername is the key usernames are unique under: PRECIS
+// UsernameCaseMapped (RFC 8265: width-mapped, lower-cased, NFC), so
+// "Alice", "alice" and "ａlice" are one account name and none can
+// impersonate another. A name the profile refuses — only names stored
+// before usernames were checked as identities can be such — folds to its
+// lower case, the key it was stored under.
+func FoldUsername(name string) string {
+	if k, err := precis.UsernameCaseMapped.String(name); err == nil {
+		return k
+	}
+	return strings.ToLower(name)
+}
+
+// legacyFold is the key names were stored under before FoldUsername
+// followed PRECIS; lookups fall back to it, so that such names keep
+// working.
+func legacyFold(name string) string { return strings.ToLower(name) }
+
+// userIDByName finds name's user id under its key, then its legacy key.
+func userIDByName(names *bolt.Bucket, name string) []byte {
+	if id := names.Get([]byte(FoldUsername(name))); id != nil {
+		return id
+	}
+	return names.Get([]byte(legacyFold(name)))
+}
 
 // CreateUser stores u, assigning u.ID. The uniqueness check and the insert
 // happen in one write transaction, so of any number of concurrent calls
@@ -61,7 +88,7 @@ func (db *DB) CreateUser(u *User) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		key := []byte(FoldUsername(u.Username))
-		if names.Get(key) != nil {
+		if userIDByName(names, u.Username) != nil {
 			return ErrUsernameTaken
 		}
 		users := tx.Bucket(bucketUsers)
@@ -92,7 +119,7 @@ func (db *DB) UserByID(id uint64) (*User, error) {
 func (db *DB) UserByUsername(name string) (*User, error) {
 	var u *User
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketUsernames).Get([]byte(FoldUsername(name)))
+		id := userIDByName(tx.Bucket(bucketUsernames), name)
 		if id == nil {
 			return ErrNotFound
 		}
@@ -182,8 +209,13 @@ func (db *DB) DeleteUser(id uint64) error {
 		if err := users.Delete(itob(id)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketUsernames).Delete([]byte(FoldUsername(u.Username))); err != nil {
-			return err
+		names := tx.Bucket(bucketUsernames)
+		for _, k := range []string{FoldUsername(u.Username), legacyFold(u.Username)} {
+			if id := names.Get([]byte(k)); id != nil && btoi(id) == u.ID {
+				if err := names.Delete([]byte(k)); err != nil {
+					return err
+				}
+			}
 		}
 		if err := deleteKeysOf(tx, id); err != nil {
 			return err

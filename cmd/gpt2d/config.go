@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gpt2d/auth"
+	"gpt2d/store/postgres"
 )
 
 // Config is every setting of gpt2d serve, users and backup. Each field is
@@ -40,6 +43,7 @@ type Config struct {
 	TrustedProxies  []string      // --trusted-proxies, GPT2D_TRUSTED_PROXIES (comma-separated)
 	Registration    string        // --registration, GPT2D_REGISTRATION: open | closed
 	BlockedWords    string        // --blocked-words, GPT2D_BLOCKED_WORDS: file, one word per line
+	SignupsPerHour  int           // --signups-per-hour, GPT2D_SIGNUPS_PER_HOUR: self-registrations per client address
 
 	// Generation caps and per-role rate limits (0: unlimited)
 	MaxNewTokens      int           // --max-new-tokens, GPT2D_MAX_NEW_TOKENS
@@ -166,7 +170,8 @@ func (c *Config) bindServe(b *binder) {
 	b.str(&c.ProxyHeader, "proxy-header", "GPT2D_PROXY_HEADER", "", "header with the client IP, behind a reverse proxy only")
 	b.list(&c.TrustedProxies, "trusted-proxies", "GPT2D_TRUSTED_PROXIES", "comma-separated proxy IPs or CIDRs whose proxy header is believed")
 	b.str(&c.Registration, "registration", "GPT2D_REGISTRATION", "open", "open: anyone may register; closed: admins only")
-	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence")`)
+	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence"; an empty file disables the filter)`)
+	b.int(&c.SignupsPerHour, "signups-per-hour", "GPT2D_SIGNUPS_PER_HOUR", 20, "accounts one client address may register per hour (0: unlimited; admins are not counted)")
 	b.int(&c.MaxNewTokens, "max-new-tokens", "GPT2D_MAX_NEW_TOKENS", 512, "most tokens one generation may ask for")
 	b.int(&c.MaxChoices, "max-choices", "GPT2D_MAX_CHOICES", 8, "most completions one /v1/completions request may ask for (prompts × n)")
 	b.int(&c.UserRPM, "user-requests-per-minute", "GPT2D_USER_REQUESTS_PER_MINUTE", 60, "generation requests per minute of a user (0: unlimited; admins override per user)")
@@ -175,13 +180,31 @@ func (c *Config) bindServe(b *binder) {
 	b.int(&c.AdminTokensPerDay, "admin-tokens-per-day", "GPT2D_ADMIN_TOKENS_PER_DAY", 0, "tokens per UTC day of an admin (0: unlimited)")
 	b.dur(&c.UsageFlush, "usage-flush", "GPT2D_USAGE_FLUSH", time.Second, "how often token usage is written to the store")
 	b.str(&c.MetricsTokenFile, "metrics-token-file", "GPT2D_METRICS_TOKEN_FILE", "", "file holding a bearer token that may read /metrics (else GPT2D_METRICS_TOKEN; admins may always)")
-	b.str(&c.JWTSecretFile, "jwt-secret-file", "GPT2D_JWT_SECRET_FILE", "", "file holding the JWT key (≥ 32 bytes); else GPT2D_JWT_SECRET, else a key kept in the store")
+	c.bindKeyFile(b)
 	b.dur(&c.TokenTTL, "token-ttl", "GPT2D_TOKEN_TTL", 30*time.Minute, "access token lifetime")
 	b.dur(&c.RefreshTTL, "refresh-ttl", "GPT2D_REFRESH_TTL", 7*24*time.Hour, "refresh token lifetime")
 	c.JWTSecret = b.getenv("GPT2D_JWT_SECRET")
 	c.AdminUsername = b.getenv("GPT2D_ADMIN_USERNAME")
 	c.AdminPassword = b.getenv("GPT2D_ADMIN_PASSWORD")
 	c.MetricsToken = b.getenv("GPT2D_METRICS_TOKEN")
+}
+
+func (c *Config) bindKeyFile(b *binder) {
+	b.str(&c.JWTSecretFile, "jwt-secret-file", "GPT2D_JWT_SECRET_FILE", "",
+		"file holding the JWT signing key, created 0600 with a random key if missing (default: a bbolt store's path + .jwt-key; with PostgreSQL, a key kept in the database); ignored when GPT2D_JWT_SECRET is set")
+}
+
+// keyFile is the JWT key file in force: --jwt-secret-file, or beside a
+// bbolt store; "" for a PostgreSQL store without one, whose replicas
+// share a key kept in the database.
+func (c *Config) keyFile() string {
+	switch {
+	case c.JWTSecretFile != "":
+		return c.JWTSecretFile
+	case postgres.IsURL(c.Data):
+		return ""
+	}
+	return auth.DefaultKeyFile(c.Data)
 }
 
 // validate checks values no flag type can.
@@ -199,7 +222,7 @@ func (c *Config) validate() error {
 		n    int
 	}{{"--user-requests-per-minute", c.UserRPM}, {"--user-tokens-per-day", c.UserTokensPerDay},
 		{"--admin-requests-per-minute", c.AdminRPM}, {"--admin-tokens-per-day", c.AdminTokensPerDay},
-		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}} {
+		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}, {"--signups-per-hour", c.SignupsPerHour}} {
 		if v.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative", v.name, v.n)
 		}

@@ -5,6 +5,7 @@
 //	gpt2d users   create --username NAME --role admin   (password from a prompt or stdin)
 //	gpt2d backup  FILE
 //	gpt2d store   migrate | copy --from data/gpt2d.db --to postgres://...
+//	gpt2d keys    rotate
 //	gpt2d weights fetch|convert ...
 //	gpt2d bench   --model PATH
 //
@@ -31,6 +32,7 @@ commands:
   users     manage accounts: users create --username NAME [--role admin], users list
   backup    write a consistent snapshot of the store: backup [--url URL] FILE
   store     store migrate | store copy --from PATH --to postgres://...
+  keys      rotate the JWT signing key: keys rotate (every access token is refused after)
   weights   fetch or convert model weights
   bench     measure generation throughput
 `
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBackup(ctx, rest, stdin, stderr)
 	case "store":
 		return runStore(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(rest, stdout, stderr)
 	case "weights":
 		return runWeights(rest)
 	case "bench":

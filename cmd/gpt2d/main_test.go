@@ -306,7 +306,7 @@ func TestUsersCreateReadsPasswordFromStdinNotArgv(t *testing.T) {
 	}
 	defer db.Close()
 	svc, _ := auth.New(db, []byte(strings.Repeat("k", 32)), auth.Config{BcryptCost: 4})
-	if u, err := svc.Login("127.0.0.1", "boss", "first-admin-pw"); err != nil || u.Role != store.RoleAdmin {
+	if u, err := svc.Login(context.Background(), "127.0.0.1", "boss", "first-admin-pw"); err != nil || u.Role != store.RoleAdmin {
 		t.Fatalf("login as created admin: %v", err)
 	}
 }

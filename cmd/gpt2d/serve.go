@@ -43,11 +43,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close() // last: after the server and the engine have stopped
-	key, err := auth.LoadKey(db, cfg.JWTSecret, cfg.JWTSecretFile)
+	key, err := auth.LoadKey(db, cfg.JWTSecret, cfg.keyFile())
 	if err != nil {
 		return err
 	}
-	svc, err := auth.New(db, key, auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL})
+	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL}
+	if cfg.JWTSecret == "" {
+		acfg.KeyFile = cfg.keyFile() // follow `gpt2d keys rotate`
+		if acfg.KeyFile == "" {
+			log.Warn("the JWT signing key is kept in the PostgreSQL database: its dumps carry it; set --jwt-secret-file to keep it out")
+		}
+	}
+	svc, err := auth.New(db, key, acfg)
 	if err != nil {
 		return err
 	}
@@ -74,6 +81,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		WriteTimeout:       cfg.WriteTimeout,
 		IdleTimeout:        cfg.IdleTimeout,
 		GenerateTimeout:    cfg.GenerateTimeout,
+		SignupBudget:       signupBudget(cfg.SignupsPerHour),
 		ProxyHeader:        cfg.ProxyHeader,
 		TrustedProxies:     cfg.TrustedProxies,
 		Generation:         api.GenerationLimits{MaxNewTokens: cfg.MaxNewTokens, MaxChoices: cfg.MaxChoices},
@@ -178,6 +186,14 @@ func bootstrapAdmin(svc *auth.Service, db store.Store, cfg Config, log *slog.Log
 	db.AppendAudit(&store.Event{Time: time.Now().UTC(), Action: "user.bootstrap_admin", Target: u.Username})
 	log.Info("audit", "action", "user.bootstrap_admin", "target", u.Username, "user_id", u.ID)
 	return nil
+}
+
+// signupBudget is --signups-per-hour as the API takes it (0: unlimited).
+func signupBudget(perHour int) auth.BudgetConfig {
+	if perHour == 0 {
+		return auth.BudgetConfig{Max: -1}
+	}
+	return auth.BudgetConfig{Max: perHour, Window: time.Hour}
 }
 
 func blockedWords(path string) ([]string, error) {
