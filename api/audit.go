@@ -21,7 +21,14 @@ func (s *Server) audit(c *fiber.Ctx, level slog.Level, action string, actor *sto
 		for key, v := range detail {
 			d[key] = v
 		}
-		d["via_key_id"] = k.ID
+		// As generation events do. Key management needs a session, so no
+		// event both names a managed key and is made with one; if one
+		// ever did, the managed key keeps key_id.
+		if _, taken := d["key_id"]; taken {
+			d["via_key_id"] = k.ID
+		} else {
+			d["key_id"] = k.ID
+		}
 		detail = d
 	}
 	s.auditEvent(s.clientIP(c), level, action, actor, target, detail)

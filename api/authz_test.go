@@ -35,9 +35,9 @@ func TestAdminRightsOfAKeyAreItsScopes(t *testing.T) {
 	found := false
 	for _, e := range events {
 		if e.Action == "user.register" && e.Target == "second-admin" {
-			found = fmt.Sprint(e.Detail["via_key_id"]) == fmt.Sprint(adminID)
+			found = fmt.Sprint(e.Detail["key_id"]) == fmt.Sprint(adminID)
 		}
-		if e.Action == "user.register.denied" && fmt.Sprint(e.Detail["via_key_id"]) != fmt.Sprint(genID) {
+		if e.Action == "user.register.denied" && fmt.Sprint(e.Detail["key_id"]) != fmt.Sprint(genID) {
 			t.Errorf("denied event does not name key %d: %v", genID, e.Detail)
 		}
 	}

@@ -125,6 +125,9 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	}
 	u := currentUser(c)
 	current := b.str("current_password", true, 0, 0)
+	if !validText(current) {
+		b.fail("current_password", "string_unicode", msgInvalidUTF8, nil)
+	}
 	next := b.password("new_password", u.Username, s.auth.Policy())
 	if err := b.err(); err != nil {
 		return err

@@ -225,23 +225,9 @@ func (s *Service) ChangePassword(ctx context.Context, ip string, u *store.User, 
 	if err := s.cfg.Policy.CheckFor(u.Username, next); err != nil {
 		return nil, err
 	}
-	att, slow, err := s.logins.reserve(ip, store.FoldUsername(u.Username))
-	if err != nil {
-		return nil, err
-	}
-	if slow > 0 {
-		if err := s.cfg.Sleep(ctx, slow); err != nil {
-			att.settle(false, true)
-			return nil, err
-		}
-	}
-	if !s.verifyPassword(u.PasswordHash, current) {
-		if err := att.settle(true, false); err != nil {
-			return nil, err
-		}
-		return nil, ErrInvalidCredentials
-	}
-	if err := att.settle(false, false); err != nil {
+	if err := s.guarded(ctx, ip, u.Username, func() (bool, error) {
+		return s.verifyPassword(u.PasswordHash, current), nil
+	}); err != nil {
 		return nil, err
 	}
 	hash, err := s.hashPassword(next)

@@ -208,36 +208,61 @@ func (s *Service) LoginStats() LoginStats { return s.logins.stats() }
 // all give ErrInvalidCredentials after the same amount of work. ctx ends
 // a slowed attempt's wait.
 func (s *Service) Login(ctx context.Context, ip, username, password string) (*store.User, error) {
-	att, slow, err := s.logins.reserve(ip, store.FoldUsername(username))
+	var u *store.User
+	err := s.guarded(ctx, ip, username, func() (bool, error) {
+		var err error
+		if len(username) <= maxUsernameBytes { // longer names cannot exist
+			u, err = s.db.UserByUsername(username)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		var hash []byte
+		if u != nil {
+			hash = u.PasswordHash
+		}
+		return s.verifyPassword(hash, password) && u != nil && !u.Disabled, nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	if slow > 0 {
-		if err := s.cfg.Sleep(ctx, slow); err != nil {
-			att.settle(false, true)
-			return nil, err
-		}
-	}
-	u, err := s.db.UserByUsername(username)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		att.settle(false, true)
-		return nil, err
-	}
-	var hash []byte
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	if !s.verifyPassword(hash, password) || u == nil || u.Disabled {
-		if err := att.settle(true, false); err != nil {
-			return nil, err
-		}
-		return nil, ErrInvalidCredentials
-	}
-	if err := att.settle(false, false); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
+
+// guarded runs one password check of username from ip under the login
+// throttle: it reserves the attempt, waits out a slow-down, runs check
+// and settles the attempt by its outcome. A refused attempt gives a
+// *ThrottledError without running check; a failed check gives
+// ErrInvalidCredentials; an error of check (the store's) counts nothing.
+func (s *Service) guarded(ctx context.Context, ip, username string, check func() (bool, error)) error {
+	att, slow, err := s.logins.reserve(ip, store.FoldUsername(username))
+	if err != nil {
+		return err
+	}
+	if slow > 0 {
+		if err := s.cfg.Sleep(ctx, slow); err != nil {
+			att.settle(false, true)
+			return err
+		}
+	}
+	ok, err := check()
+	if err != nil {
+		att.settle(false, true)
+		return err
+	}
+	if err := att.settle(!ok, false); err != nil {
+		return err
+	}
+	if !ok {
+		return ErrInvalidCredentials
+	}
+	return nil
+}
+
+// maxUsernameBytes bounds the names Login looks up: MaxUsernameChars
+// characters of at most 4 bytes each (names stored before the PRECIS
+// rules had the same character bound).
+const maxUsernameBytes = 4 * MaxUsernameChars
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
