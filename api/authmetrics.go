@@ -12,23 +12,27 @@ import (
 // registration refusals. It is the one place they are registered, read
 // from the auth Service at scrape time.
 func registerAuthMetrics(r *registry, a *auth.Service, throttled *throttledAudit) {
-	stat := func(f func(auth.LoginStats) float64) func() float64 {
-		return func() float64 { return f(a.LoginStats()) }
+	for _, m := range []struct {
+		name, help, typ string
+		value           func(auth.LoginStats) float64
+	}{
+		{"gpt2d_login_evaluated_total", "Login attempts admitted by the throttle and evaluated (password hashed).", "counter",
+			func(s auth.LoginStats) float64 { return float64(s.Admitted) }},
+		{"gpt2d_login_failed_total", "Evaluated login attempts that failed (wrong password, unknown or disabled user).", "counter",
+			func(s auth.LoginStats) float64 { return float64(s.Failed) }},
+		{"gpt2d_login_throttled_pair_total", "Login attempts refused by the (username, address) back-off, without hashing.", "counter",
+			func(s auth.LoginStats) float64 { return float64(s.RefusedPair) }},
+		{"gpt2d_login_throttled_address_total", "Login attempts refused by the per-address back-off, without hashing.", "counter",
+			func(s auth.LoginStats) float64 { return float64(s.RefusedAddress) }},
+		{"gpt2d_login_slowed_total", "Login attempts delayed because their username is over its failure budget.", "counter",
+			func(s auth.LoginStats) float64 { return float64(s.Slowed) }},
+		{"gpt2d_login_in_flight", "Login attempts reserved and being evaluated.", "gauge",
+			func(s auth.LoginStats) float64 { return float64(s.InFlight) }},
+		{"gpt2d_login_throttle_keys", "Throttle counters held in memory (-1: kept in a shared store).", "gauge",
+			func(s auth.LoginStats) float64 { return float64(s.Keys) }},
+	} {
+		r.valueFunc(m.name, m.help, m.typ, func() float64 { return m.value(a.LoginStats()) })
 	}
-	r.valueFunc("gpt2d_login_evaluated_total", "Login attempts admitted by the throttle and evaluated (password hashed).", "counter",
-		stat(func(s auth.LoginStats) float64 { return float64(s.Admitted) }))
-	r.valueFunc("gpt2d_login_failed_total", "Evaluated login attempts that failed (wrong password, unknown or disabled user).", "counter",
-		stat(func(s auth.LoginStats) float64 { return float64(s.Failed) }))
-	r.valueFunc("gpt2d_login_throttled_pair_total", "Login attempts refused by the (username, address) back-off, without hashing.", "counter",
-		stat(func(s auth.LoginStats) float64 { return float64(s.RefusedPair) }))
-	r.valueFunc("gpt2d_login_throttled_address_total", "Login attempts refused by the per-address back-off, without hashing.", "counter",
-		stat(func(s auth.LoginStats) float64 { return float64(s.RefusedAddress) }))
-	r.valueFunc("gpt2d_login_slowed_total", "Login attempts delayed because their username is over its failure budget.", "counter",
-		stat(func(s auth.LoginStats) float64 { return float64(s.Slowed) }))
-	r.valueFunc("gpt2d_login_in_flight", "Login attempts reserved and being evaluated.", "gauge",
-		stat(func(s auth.LoginStats) float64 { return float64(s.InFlight) }))
-	r.valueFunc("gpt2d_login_throttle_keys", "Throttle counters held in memory (-1: kept in a shared store).", "gauge",
-		stat(func(s auth.LoginStats) float64 { return float64(s.Keys) }))
 	r.valueFunc("gpt2d_registrations_throttled_total", "Registrations refused by the per-address budget or failure back-off.", "counter",
 		func() float64 { return float64(throttled.registrations.Load()) })
 }
