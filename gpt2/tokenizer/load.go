@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	sugarme "github.com/sugarme/tokenizer"
-	"github.com/sugarme/tokenizer/pretrained"
 )
 
 // EOSToken is the text of GPT-2's end-of-text token.
@@ -126,11 +124,7 @@ func FromJSON(tokenizerJSON []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
 	}
-	pipeline, err := loadPipeline(&f)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
-	}
-	return newTokenizer(m, pipeline)
+	return newTokenizer(m)
 }
 
 // checkModel accepts only GPT-2 style BPE.
@@ -218,39 +212,6 @@ func parseMergeLine(line string) ([2]string, error) {
 	return [2]string{a, b}, nil
 }
 
-// loadPipeline builds the sugarme Tokenizer for f with sugarme's own
-// loader, then puts the GPT-2 pieces in. added_tokens are left out so that
-// sugarme never matches <|endoftext|> in text (the ids of added tokens are
-// known to the model anyway); truncation and padding are left out because
-// Encode has neither. f has been validated, so sugarme's unchecked type
-// assertions hold; a panic is still turned into an error.
-func loadPipeline(f *hfFile) (tk *sugarme.Tokenizer, err error) {
-	var cfg bytes.Buffer
-	cfg.WriteString(`{"normalizer":null,"model":`)
-	cfg.Write(f.Model)
-	for _, part := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"pre_tokenizer", f.PreTokenizer}, {"post_processor", f.PostProcessor}, {"decoder", f.Decoder}} {
-		if !isNull(part.raw) {
-			cfg.WriteString(`,"` + part.name + `":`)
-			cfg.Write(part.raw)
-		}
-	}
-	cfg.WriteString("}")
-
-	defer func() {
-		if p := recover(); p != nil {
-			tk, err = nil, fmt.Errorf("sugarme pretrained.FromReader: %w: panic: %v", ErrMalformed, p)
-		}
-	}()
-	tk, err = pretrained.FromReader(&cfg)
-	if err != nil {
-		return nil, fmt.Errorf("sugarme pretrained.FromReader: %w", err)
-	}
-	return tk, nil
-}
-
 // FromVocabMerges loads a GPT-2 tokenizer from the original release files:
 // vocab.json (byte-level token -> id, including <|endoftext|>) and
 // merges.txt (one "a b" merge per line by rank, after an optional
@@ -272,7 +233,7 @@ func FromVocabMerges(vocabJSON, merges []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vocab.json/merges.txt: %w", err)
 	}
-	return newTokenizer(m, sugarme.NewTokenizer(m))
+	return newTokenizer(m)
 }
 
 // parseMergesTxt reads merges.txt. Blank lines are skipped, and so is a

@@ -2,18 +2,19 @@
 // reference (openai/gpt-2 encoder.py, Hugging Face tokenizers): text to
 // token ids and back, including streaming decode.
 //
-// It is built on github.com/sugarme/tokenizer: loading goes through
-// sugarme's pretrained.FromReader, and the GPT-2 pieces here implement
-// sugarme's PreTokenizer, Model and Decoder interfaces and are installed in
-// a sugarme Tokenizer (see Pipeline). sugarme's own ByteLevel and BPE are
-// not used, as they differ from GPT-2: the pre-tokenizer lacks the
-// \s+(?!\S) rule, BPE does not merge lowest rank first, and a literal
+// It is built on github.com/sugarme/tokenizer: the GPT-2 pieces here
+// implement sugarme's PreTokenizer, Model and Decoder interfaces and are
+// installed in a sugarme Tokenizer (see Pipeline), whose Encoding — ids,
+// tokens and character offsets — Pieces returns. The tokenizer file is
+// parsed once, by this package; sugarme's own ByteLevel and BPE are not
+// used, as they differ from GPT-2: the pre-tokenizer lacks the \s+(?!\S)
+// rule, BPE does not merge lowest rank first, and a literal
 // "<|endoftext|>" in text is turned into the special token.
 //
 // Encode calls the same pre-tokenizer and model directly rather than
 // through sugarme's pipeline, which keeps per-character offset bookkeeping
 // (superlinear in the text length) and panics on text that is not valid
-// UTF-8.
+// UTF-8: generation, which needs only ids, never pays for it.
 package tokenizer
 
 import (
@@ -32,14 +33,17 @@ type Tokenizer struct {
 	pipeline *sugarme.Tokenizer
 }
 
-// newTokenizer finishes loading: it installs the GPT-2 pieces into
-// pipeline and finds the end-of-text token.
-func newTokenizer(m *bpeModel, pipeline *sugarme.Tokenizer) (*Tokenizer, error) {
+// newTokenizer finishes loading: it builds the sugarme pipeline from the
+// GPT-2 pieces and finds the end-of-text token. Added tokens such as
+// <|endoftext|> are not registered with the pipeline, so it never matches
+// them in text; truncation, padding and post-processing are left out
+// because Encode has none.
+func newTokenizer(m *bpeModel) (*Tokenizer, error) {
 	eos, ok := m.vocab[EOSToken]
 	if !ok {
 		return nil, fmt.Errorf("%w: neither the vocab nor the added tokens have %s", ErrNoEOS, EOSToken)
 	}
-	pipeline.WithModel(m)
+	pipeline := sugarme.NewTokenizer(m)
 	pipeline.WithPreTokenizer(preTokenizer{})
 	pipeline.WithDecoder(byteLevelDecoder{})
 	return &Tokenizer{model: m, eos: eos, pipeline: pipeline}, nil

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -252,33 +253,56 @@ func TestTokenAccessors(t *testing.T) {
 	}
 }
 
-func TestSugarmePipelineAgreesWithEncode(t *testing.T) {
-	texts := slices.Clone(roundTripTexts)
-	for _, c := range readCases(t) {
-		texts = append(texts, c.Text)
-	}
+// TestPiecesMatchReferenceIDsAndOffsets holds sugarme's Encoding, as
+// Pieces returns it, against independent data: the ids OpenAI's encoder
+// gave for each fixture case, and the case's own text — every piece's
+// character span must hold exactly its bytes (or, for a character split
+// over tokens, that whole character), and the spans must tile the text.
+func TestPiecesMatchReferenceIDsAndOffsets(t *testing.T) {
 	for _, l := range loadBoth(t) {
-		p := l.tok.Pipeline()
-		for _, text := range texts {
-			enc, err := p.EncodeSingle(text, false)
-			if err != nil {
-				t.Fatalf("%s: sugarme EncodeSingle(%q): %v", l.name, text, err)
-			}
-			want := l.tok.Encode(text)
-			if !slices.Equal(enc.Ids, want) && !(len(enc.Ids) == 0 && len(want) == 0) {
-				t.Errorf("%s: sugarme ids for %q\n got %v\nwant %v", l.name, text, enc.Ids, want)
+		for _, c := range readCases(t) {
+			if !utf8.ValidString(c.Text) {
+				if _, err := l.tok.Pieces(c.Text); !errors.Is(err, ErrInvalidUTF8) {
+					t.Errorf("%s: %s: Pieces of invalid UTF-8: %v", l.name, c.Name, err)
+				}
 				continue
 			}
-			// Offsets point into text and cover whole characters.
-			for i, off := range enc.Offsets {
-				if off[0] < 0 || off[1] > len(text) || off[0] > off[1] ||
-					!utf8.RuneStart(text[min(off[0], len(text)-1)]) {
-					t.Errorf("%s: %q: token %d has offsets %v", l.name, text, i, off)
-					break
+			pieces, err := l.tok.Pieces(c.Text)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", l.name, c.Name, err)
+			}
+			ids := make([]int, len(pieces))
+			for i, p := range pieces {
+				ids[i] = p.ID
+			}
+			if !slices.Equal(ids, c.IDs) {
+				t.Errorf("%s: %s: ids\n got %v\nwant %v", l.name, c.Name, ids, c.IDs)
+				continue
+			}
+			runes := []rune(c.Text)
+			var tiled strings.Builder
+			end := 0
+			for i, p := range pieces {
+				if p.Start < 0 || p.End > len(runes) || p.Start >= p.End {
+					t.Fatalf("%s: %s: piece %d has offsets %d..%d in %d characters", l.name, c.Name, i, p.Start, p.End, len(runes))
+				}
+				span := string(runes[p.Start:p.End])
+				switch {
+				case utf8.Valid(p.Bytes) && span != string(p.Bytes):
+					t.Errorf("%s: %s: piece %d (%q) spans %q", l.name, c.Name, i, p.Bytes, span)
+				case !utf8.Valid(p.Bytes) && (!strings.Contains(span, string(p.Bytes)) || len(span) > len(p.Bytes)+2*(utf8.UTFMax-1)):
+					t.Errorf("%s: %s: piece %d (% x) of a split character spans %q", l.name, c.Name, i, p.Bytes, span)
+				}
+				if p.Start >= end {
+					if p.Start != end {
+						t.Errorf("%s: %s: piece %d starts at %d, after a gap from %d", l.name, c.Name, i, p.Start, end)
+					}
+					tiled.WriteString(span)
+					end = p.End
 				}
 			}
-			if got := p.Decode(want, false); got != l.tok.Decode(want) {
-				t.Errorf("%s: sugarme Decode = %q, want %q", l.name, got, l.tok.Decode(want))
+			if tiled.String() != c.Text {
+				t.Errorf("%s: %s: spans tile %q, want %q", l.name, c.Name, tiled.String(), c.Text)
 			}
 		}
 	}
@@ -398,7 +422,7 @@ func BenchmarkSugarmePipeline(b *testing.B) {
 	text := benchText(b)[:4096]
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
-		if _, err := tok.Pipeline().EncodeSingle(text, false); err != nil {
+		if _, err := tok.Pieces(text); err != nil {
 			b.Fatal(err)
 		}
 	}
