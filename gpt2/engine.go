@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"gpt2d/gpt2/tokenizer"
 )
@@ -72,7 +71,14 @@ type Stats struct {
 // batching: every active sequence advances in one shared forward step (so
 // the weights are read once per step for all of them), new requests join
 // between steps, finished ones leave, and long prompts are prefilled in
-// chunks interleaved with the others' decoding.
+// chunks interleaved with the others' decoding (see scheduler.go).
+//
+// A request goes through two calls: Prepare checks it and tokenizes its
+// prompt without touching the model, so a caller knows its token counts
+// before it commits to the work; Run (or Score, for a prompt's
+// log-probabilities) then queues it for the scheduler. Generate is the
+// two in one. Every forward pass runs on the scheduler's goroutine, under
+// the same slot and queue limits.
 //
 // Engine's methods are safe for concurrent use.
 type Engine struct {
@@ -144,8 +150,16 @@ func (e *Engine) submit(j *genJob) error {
 // finish, then stops the scheduler.
 func (e *Engine) Close() { e.Shutdown(context.Background()) }
 
-// Shutdown is Close with a deadline: when ctx ends first, requests still
-// running are cancelled (they end with context.Canceled).
+// Shutdown stops the Engine. From the moment it is called, Run, Generate
+// and Score refuse new work with ErrClosed (Prepare, Tokenize and the other
+// tokenizer calls keep working: they do not touch the model's weights).
+// It waits for the requests already accepted — queued, generating or
+// scoring — to finish, or for ctx to end; in that case the ones still
+// queued or running end at once and their callers get ErrClosed, and
+// Shutdown returns ctx's error. Either way, when Shutdown returns the
+// scheduler has stopped: no forward pass runs or will run, so the Model
+// may be closed. Every call on the model goes through the scheduler, so
+// nothing can still be reading the weights.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	drained := e.inflight.close()
 	var err error
@@ -159,283 +173,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// seq is a slot's state: one sequence being generated.
-type seq struct {
-	j       *genJob
-	cache   *KVCache
-	samp    *sampler
-	stream  *tokenizer.Stream
-	stop    stopper
-	fed     int // prompt tokens already in the cache
-	gen     []int
-	text    []byte
-	lps     []TokenLogprob
-	topBuf  []TopLogprob
-	first   time.Time
-	decoder bool // prompt done: feeding generated tokens
-}
-
-// run is the scheduler loop: admit, build a step, run it, sample.
-func (e *Engine) run() {
-	defer close(e.done)
-	m := e.m
-	maxTok := max(e.cfg.MaxStepTokens, 1)
-	act := m.newActivations(maxTok, e.cfg.Slots)
-	slots := make([]*seq, e.cfg.Slots)
-	steps := make([]step, 0, e.cfg.Slots)
-	owners := make([]*seq, 0, e.cfg.Slots)
-	nActive := 0
-	for {
-		// Admit waiting requests into free slots; block when idle.
-		for i := range slots {
-			if slots[i] != nil && slots[i].j != nil {
-				continue
-			}
-			var j *genJob
-			if nActive == 0 {
-				select {
-				case j = <-e.queue:
-				case <-e.quit:
-					e.failAll(slots)
-					return
-				}
-			} else {
-				select {
-				case j = <-e.queue:
-				default:
-				}
-			}
-			if j == nil {
-				break
-			}
-			e.queued.Add(-1)
-			if j.ctx.Err() != nil {
-				e.complete(j, nil, j.ctx.Err())
-				continue
-			}
-			if slots[i] == nil {
-				slots[i] = &seq{cache: m.NewKVCache(), samp: newSampler(m.Config.VocabSize)}
-			}
-			slots[i].start(j, m.Tokenizer)
-			nActive++
-			e.active.Add(1)
-		}
-		select {
-		case <-e.quit:
-			e.failAll(slots)
-			return
-		default:
-		}
-
-		// Build the step: one token per decoding sequence, then prompt
-		// chunks within the remaining budget.
-		steps, owners = steps[:0], owners[:0]
-		budget := maxTok
-		decoding := 0
-		for _, s := range slots {
-			if s == nil || s.j == nil {
-				continue
-			}
-			if s.j.ctx.Err() != nil {
-				e.release(s, nil, s.j.ctx.Err())
-				nActive--
-				continue
-			}
-			if s.decoder {
-				// Feed the last generated token (a view: no allocation).
-				steps = append(steps, step{cache: s.cache, tokens: s.gen[len(s.gen)-1:], wantLogits: true})
-				owners = append(owners, s)
-				budget--
-				decoding++
-			}
-		}
-		for _, s := range slots {
-			if s == nil || s.j == nil || s.decoder || budget <= 0 {
-				continue
-			}
-			n := len(s.j.prompt) - s.fed
-			limit := budget
-			if decoding > 0 {
-				limit = min(limit, e.cfg.PrefillChunk)
-			}
-			n = min(n, limit)
-			done := s.fed+n == len(s.j.prompt)
-			steps = append(steps, step{cache: s.cache, tokens: s.j.prompt[s.fed : s.fed+n], wantLogits: done})
-			owners = append(owners, s)
-			budget -= n
-		}
-		if len(steps) == 0 {
-			continue
-		}
-		if err := m.forward(act, steps); err != nil {
-			for _, s := range owners {
-				e.release(s, nil, err)
-				nActive--
-			}
-			continue
-		}
-		e.steps.Add(1)
-		for i := range steps {
-			s := owners[i]
-			if !s.decoder {
-				s.fed += len(steps[i].tokens)
-				e.promptToks.Add(int64(len(steps[i].tokens)))
-				if !steps[i].wantLogits {
-					continue
-				}
-				s.decoder = true
-			}
-			if res := s.advance(steps[i].logits, m); res != nil {
-				e.release(s, res, nil)
-				nActive--
-			}
-			e.genToks.Add(1)
-		}
-	}
-}
-
-// start puts job j into this slot.
-func (s *seq) start(j *genJob, tok *tokenizer.Tokenizer) {
-	s.j = j
-	s.cache.Reset()
-	s.samp.reset(j.req.Temperature, j.req.TopK, j.req.TopP, j.seed)
-	s.stream = tok.NewStream()
-	s.stop = stopper{stops: j.req.Stop}
-	s.fed, s.decoder = 0, false
-	s.gen = s.gen[:0]
-	s.text = s.text[:0]
-	s.lps = nil
-	if cap(s.topBuf) < j.req.Logprobs {
-		s.topBuf = make([]TopLogprob, j.req.Logprobs)
-	}
-	s.topBuf = s.topBuf[:j.req.Logprobs]
-}
-
-// advance samples the next token from logits, delivers its text, and
-// returns the Result when the sequence is finished.
-func (s *seq) advance(logits []float32, m *Model) *Result {
-	j := s.j
-	id := s.samp.next(logits)
-	if len(s.gen) == 0 {
-		s.first = time.Now()
-	}
-	var lp []TokenLogprob
-	if j.req.Logprobs > 0 {
-		l := logSoftmax(logits, id, s.topBuf)
-		top := make([]TopLogprob, len(s.topBuf))
-		copy(top, s.topBuf)
-		for k := range top {
-			if top[k].ID >= 0 {
-				top[k].Text = m.Tokenizer.TokenText(top[k].ID)
-			}
-		}
-		lp = []TokenLogprob{{ID: id, Text: m.Tokenizer.TokenText(id), Logprob: l, Top: top}}
-		s.lps = append(s.lps, lp...)
-	}
-	eos := id == m.Tokenizer.EOS() && !j.req.IgnoreEOS
-	if eos {
-		return s.result(FinishEOS)
-	}
-	s.gen = append(s.gen, id)
-	out, stopped := s.stop.feed(s.stream.Add(id))
-	s.text = append(s.text, out...)
-	if out != "" || lp != nil {
-		j.push(Chunk{Text: out, Tokens: []int{id}, Logprobs: lp})
-	}
-	if stopped {
-		return s.result(FinishStop)
-	}
-	if len(s.gen) >= j.maxNew || s.cache.Len()+1 > s.cache.ctx {
-		return s.result(FinishLength)
-	}
-	return nil
-}
-
-// result ends generation: flushes held-back text and builds the Result.
-func (s *seq) result(reason FinishReason) *Result {
-	if reason != FinishStop {
-		out, stopped := s.stop.feed(s.stream.Flush())
-		if !stopped {
-			out += s.stop.flush()
-		} else {
-			reason = FinishStop
-		}
-		s.text = append(s.text, out...)
-		if out != "" {
-			s.j.push(Chunk{Text: out})
-		}
-	}
-	now := time.Now()
-	r := &Result{
-		Text:             string(s.text),
-		Tokens:           append([]int(nil), s.gen...),
-		PromptTokens:     len(s.j.prompt),
-		CompletionTokens: len(s.gen),
-		FinishReason:     reason,
-		Logprobs:         s.lps,
-		Duration:         now.Sub(s.j.started),
-	}
-	if !s.first.IsZero() {
-		r.TimeToFirstToken = s.first.Sub(s.j.started)
-	}
-	return r
-}
-
-// release frees the slot and finishes its job.
-func (e *Engine) release(s *seq, res *Result, err error) {
-	j := s.j
-	s.j = nil
-	e.active.Add(-1)
-	e.complete(j, res, err)
-}
-
-func (e *Engine) complete(j *genJob, res *Result, err error) {
-	j.finish(res, err)
-	e.fin.Add(1)
-	e.inflight.release()
-}
-
-// failAll ends every running and queued job with ErrClosed.
-func (e *Engine) failAll(slots []*seq) {
-	for _, s := range slots {
-		if s != nil && s.j != nil {
-			e.release(s, nil, ErrClosed)
-		}
-	}
-	for {
-		select {
-		case j := <-e.queue:
-			e.queued.Add(-1)
-			e.complete(j, nil, ErrClosed)
-		default:
-			return
-		}
-	}
-}
-
 // Params returns the number of weights in the model.
 func (m *Model) Params() int64 {
 	c := m.Config
 	C, F := int64(c.NEmbd), int64(c.Inner())
 	perLayer := 4*C + (3*C*C + 3*C) + (C*C + C) + (F*C + F) + (C*F + C)
 	return int64(c.VocabSize)*C + int64(c.NPositions)*C + int64(c.NLayer)*perLayer + 2*C
-}
-
-// PromptLogprobs scores a prompt's tokens (see Model.PromptLogprobs),
-// outside the batch scheduler. It fails with ErrClosed once the engine is
-// shutting down.
-func (e *Engine) PromptLogprobs(ctx context.Context, ids []int, top int) ([]TokenLogprob, error) {
-	if top < 0 || top > MaxLogprobs {
-		return nil, &ParamError{Param: "logprobs", Msg: fmt.Sprintf("must be between 0 and %d", MaxLogprobs)}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if !e.inflight.acquire() {
-		return nil, ErrClosed
-	}
-	defer e.inflight.release()
-	return e.m.PromptLogprobs(ids, top)
 }
 
 // inflight counts the requests an Engine has accepted and not finished,
@@ -484,4 +227,30 @@ func (f *inflight) close() <-chan struct{} {
 	}
 	f.closed = true
 	return ch
+}
+
+// Tokenize returns the token ids of text (see tokenizer.Tokenizer.Encode).
+func (e *Engine) Tokenize(text string) []int { return e.m.Tokenizer.Encode(text) }
+
+// Pieces returns the tokens of text with their bytes and character
+// offsets (see tokenizer.Tokenizer.Pieces). text must be valid UTF-8.
+func (e *Engine) Pieces(text string) ([]tokenizer.Piece, error) { return e.m.Tokenizer.Pieces(text) }
+
+// Detokenize returns the text of ids. An id outside the vocabulary is a
+// *ParamError naming "tokens".
+func (e *Engine) Detokenize(ids []int) (string, error) {
+	if err := e.checkIDs("tokens", ids); err != nil {
+		return "", err
+	}
+	return e.m.Tokenizer.Decode(ids), nil
+}
+
+// checkIDs refuses token ids outside the vocabulary, naming param.
+func (e *Engine) checkIDs(param string, ids []int) error {
+	for _, id := range ids {
+		if id < 0 || id >= e.m.Config.VocabSize {
+			return &ParamError{Param: param, Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
+		}
+	}
+	return nil
 }

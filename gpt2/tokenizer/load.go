@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
 )
 
 // EOSToken is the text of GPT-2's end-of-text token.
