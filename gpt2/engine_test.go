@@ -202,7 +202,6 @@ func TestLengthLimits(t *testing.T) {
 		req  Request
 		want func(error) bool
 	}{
-		{"empty prompt", Request{}, func(err error) bool { return errors.Is(err, ErrEmptyPrompt) }},
 		{"prompt fills context", Request{PromptIDs: long, MaxNewTokens: 1}, isContextErr},
 		{"too many new tokens", Request{Prompt: "Hello", MaxNewTokens: P}, isContextErr},
 		{"max_length below prompt", Request{Prompt: "Hello, my name is", MaxLength: 3}, paramErr("max_length")},
@@ -217,6 +216,19 @@ func TestLengthLimits(t *testing.T) {
 		if !c.want(err) {
 			t.Errorf("%s: got %v", c.name, err)
 		}
+	}
+	// An empty prompt starts at <|endoftext|>, as GPT-2's unconditional
+	// samples and OpenAI's API do.
+	p, err := e.Prepare(Request{MaxNewTokens: 3})
+	if err != nil || len(p.IDs) != 1 || p.IDs[0] != m.Tokenizer.EOS() || p.MaxNewTokens != 3 {
+		t.Errorf("empty prompt prepared as %+v, %v", p, err)
+	}
+	// A score-only request needs room for its prompt alone.
+	if _, err := e.Prepare(Request{PromptIDs: long, ScoreOnly: true}); err != nil {
+		t.Errorf("score-only prompt filling the context: %v", err)
+	}
+	if _, err := e.Prepare(Request{PromptIDs: append(long, 464), ScoreOnly: true}); !isContextErr(err) {
+		t.Errorf("score-only prompt past the context: %v", err)
 	}
 	// max_length counts the prompt, as Hugging Face pipelines do.
 	ids := m.Tokenizer.Encode("Hello, my name is")
@@ -301,6 +313,9 @@ func TestQueueFull(t *testing.T) {
 			t.Errorf("accepted request: %v", err)
 		}
 	}
+	if st := e.Stats(); st.Active != 0 || st.Queued != 0 {
+		t.Errorf("after all requests: %+v", st)
+	}
 }
 
 func TestEOSStopsGeneration(t *testing.T) {
@@ -320,14 +335,25 @@ func TestEOSStopsGeneration(t *testing.T) {
 	_ = e
 }
 
-func TestPromptLogprobsMatchReference(t *testing.T) {
-	_, e := newTinyEngine(t, EngineConfig{})
+func TestScoreMatchesReference(t *testing.T) {
+	// Slots 2 and a small prefill chunk: prompts are scored in several
+	// chunks, beside each other and beside a generation.
+	_, e := newTinyEngine(t, EngineConfig{Slots: 2, PrefillChunk: 3})
+	bg := make(chan error, 1)
+	go func() {
+		_, err := e.Generate(t.Context(), Request{Prompt: "Beside the scoring", MaxNewTokens: 40, IgnoreEOS: true}, nil)
+		bg <- err
+	}()
 	for _, p := range loadReference(t).Prompts {
-		lps, err := e.PromptLogprobs(t.Context(), p.IDs, 5)
+		prep, err := e.Prepare(Request{PromptIDs: p.IDs, ScoreOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(lps) != len(p.IDs) || len(lps[0].Top) != 0 {
+		lps, err := e.Score(t.Context(), prep, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lps) != len(p.IDs) || len(lps[0].Top) != 0 || !math.IsNaN(lps[0].Logprob) {
 			t.Fatalf("%s: %d entries, first has %d alternatives", p.Name, len(lps), len(lps[0].Top))
 		}
 		for pos := 1; pos < len(p.IDs); pos++ {
@@ -341,5 +367,53 @@ func TestPromptLogprobsMatchReference(t *testing.T) {
 				t.Errorf("%s pos %d: token %d logprob %.4f above the top alternative", p.Name, pos, lps[pos].ID, lps[pos].Logprob)
 			}
 		}
+	}
+	if err := <-bg; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScoreHonoursContextAndShutdown(t *testing.T) {
+	m, e := newTinyEngineThreads(t, EngineConfig{Slots: 1, PrefillChunk: 2}, 2)
+	long := make([]int, m.Config.NPositions)
+	for i := range long {
+		long[i] = 464
+	}
+	p, err := e.Prepare(Request{PromptIDs: long, ScoreOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := e.Score(ctx, p, 2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled score: %v", err)
+	}
+	// A forced shutdown ends a score in flight with ErrClosed, and once
+	// Shutdown has returned nothing reads the weights: closing the model
+	// is safe (the race detector would see a forward pass after it). The
+	// scheduler is held inside a step until Shutdown has given up waiting,
+	// so the score is in flight whatever the machine's speed.
+	release := holdPool(t, m)
+	got := make(chan error, 1)
+	go func() {
+		_, err := e.Score(t.Context(), p, 2)
+		got <- err
+	}()
+	waitFor(t, func() bool { return e.Stats().Active == 1 }, "the score to take the slot")
+	sctx, scancel := context.WithCancel(t.Context())
+	scancel()
+	shut := make(chan error, 1)
+	go func() { shut <- e.Shutdown(sctx) }()
+	await(t, e.quit, "Shutdown to stop the scheduler's loop")
+	release()
+	if err := await(t, shut, "Shutdown to return"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("forced shutdown: %v", err)
+	}
+	m.Close()
+	if err := await(t, got, "the score to end"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("score cut by shutdown: %v, want ErrClosed", err)
+	}
+	if _, err := e.Score(t.Context(), p, 2); !errors.Is(err, ErrClosed) {
+		t.Fatalf("score after shutdown: %v", err)
 	}
 }

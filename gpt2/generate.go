@@ -27,6 +27,7 @@ type genJob struct {
 	prompt  []int
 	maxNew  int
 	seed    uint64
+	score   int // ≥ 0: score the prompt with this many alternatives
 	started time.Time
 
 	mu       sync.Mutex
@@ -76,16 +77,87 @@ func (j *genJob) take() ([]Chunk, bool, *Result, error) {
 	return p, j.finished, j.result, j.err
 }
 
-// Generate runs req to completion, calling emit (if non-nil) from the
-// caller's goroutine with text as it is produced. It returns when
-// generation ends, ctx is done, or emit returns an error (which is then
-// returned). Errors: ErrEmptyPrompt, *ParamError, *ContextLengthError,
-// ErrQueueFull (too many requests waiting), ErrClosed.
+// Generate runs req to completion: Prepare, then Run.
 func (e *Engine) Generate(ctx context.Context, req Request, emit func(Chunk) error) (*Result, error) {
-	j, err := e.prepare(ctx, req)
+	p, err := e.Prepare(req)
 	if err != nil {
 		return nil, err
 	}
+	return e.Run(ctx, p, emit)
+}
+
+// Prepared is a Request checked and tokenized by Engine.Prepare: what it
+// will cost is known before it is run.
+type Prepared struct {
+	// Request is the request as given, but for Prompt, which holds the
+	// prompt's text also when the prompt was given as token ids.
+	Request Request
+	// IDs are the prompt's tokens, never empty: an empty prompt is the
+	// <|endoftext|> token alone, as GPT-2's unconditional samples begin
+	// and as OpenAI's API treats an empty prompt.
+	IDs []int
+	// MaxNewTokens is the most tokens Run generates (0 for a ScoreOnly
+	// request).
+	MaxNewTokens int
+}
+
+// Prepare checks req's parameters, tokenizes its prompt (or checks its
+// token ids and decodes them), and resolves how many tokens it may
+// generate, refusing a prompt plus new tokens that would not fit the
+// context window. It does not touch the model's weights and works after
+// Shutdown. Errors: *ParamError, *ContextLengthError.
+func (e *Engine) Prepare(req Request) (*Prepared, error) {
+	if err := validate(&req); err != nil {
+		return nil, err
+	}
+	tok := e.m.Tokenizer
+	var ids []int
+	if len(req.PromptIDs) > 0 {
+		if err := e.checkIDs("prompt", req.PromptIDs); err != nil {
+			return nil, err
+		}
+		ids = append([]int(nil), req.PromptIDs...)
+		req.Prompt = tok.Decode(ids)
+	} else {
+		ids = tok.Encode(req.Prompt)
+	}
+	if len(ids) == 0 {
+		ids = []int{tok.EOS()}
+	}
+	limit := e.m.Config.NPositions
+	if req.ScoreOnly {
+		if len(ids) > limit {
+			return nil, &ContextLengthError{PromptTokens: len(ids), Limit: limit}
+		}
+		return &Prepared{Request: req, IDs: ids}, nil
+	}
+	maxNew := limit - len(ids)
+	switch {
+	case req.MaxNewTokens > 0:
+		maxNew = req.MaxNewTokens
+	case req.MaxLength > 0:
+		maxNew = req.MaxLength - len(ids)
+		if maxNew <= 0 {
+			return nil, &ParamError{Param: "max_length", Msg: fmt.Sprintf("%d leaves no room for new tokens after the prompt's %d tokens", req.MaxLength, len(ids))}
+		}
+	}
+	if maxNew <= 0 || len(ids)+maxNew > limit {
+		return nil, &ContextLengthError{PromptTokens: len(ids), NewTokens: max(maxNew, 1), Limit: limit}
+	}
+	return &Prepared{Request: req, IDs: ids, MaxNewTokens: maxNew}, nil
+}
+
+// Run generates the continuation of p, calling emit (if non-nil) from the
+// caller's goroutine with text as it is produced. It returns when
+// generation ends, ctx is done (ctx's error), or emit returns an error
+// (which is then returned). Errors: ErrQueueFull (too many requests
+// waiting), ErrClosed (the engine is shutting down), *ParamError for a
+// ScoreOnly p.
+func (e *Engine) Run(ctx context.Context, p *Prepared, emit func(Chunk) error) (*Result, error) {
+	if p.Request.ScoreOnly {
+		return nil, &ParamError{Param: "max_new_tokens", Msg: "a score-only request generates nothing"}
+	}
+	j := e.newJob(ctx, p, -1)
 	defer j.cancel()
 	if err := e.submit(j); err != nil {
 		return nil, err
@@ -115,43 +187,48 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(Chunk) err
 	}
 }
 
-// prepare validates req, tokenizes the prompt and works out how many
-// tokens to generate.
-func (e *Engine) prepare(ctx context.Context, req Request) (*genJob, error) {
-	if err := validate(&req); err != nil {
+// Score returns the log-probability of each of p's prompt tokens given
+// the ones before it, with the top most likely alternatives (0 to
+// MaxLogprobs) at each position; entry 0 has none (Logprob NaN, no Top),
+// as nothing precedes it. The prompt runs through the scheduler like a
+// generation's — in a slot, in chunks, under the same queue limit — and
+// ctx is honoured between chunks. Errors: those of Run, and *ParamError
+// for top out of range.
+func (e *Engine) Score(ctx context.Context, p *Prepared, top int) ([]TokenLogprob, error) {
+	if top < 0 || top > MaxLogprobs {
+		return nil, &ParamError{Param: "logprobs", Msg: fmt.Sprintf("must be between 0 and %d", MaxLogprobs)}
+	}
+	j := e.newJob(ctx, p, top)
+	j.maxNew = 0
+	defer j.cancel()
+	if err := e.submit(j); err != nil {
 		return nil, err
 	}
-	prompt := req.PromptIDs
-	if len(prompt) == 0 {
-		if req.Prompt == "" {
-			return nil, ErrEmptyPrompt
-		}
-		prompt = e.m.Tokenizer.Encode(req.Prompt)
-	} else {
-		prompt = append([]int(nil), prompt...)
-		for _, id := range prompt {
-			if id < 0 || id >= e.m.Config.VocabSize {
-				return nil, &ParamError{Param: "prompt", Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
+	select {
+	case <-j.notify:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for {
+		_, done, res, err := j.take()
+		if done {
+			if err != nil {
+				return nil, err
 			}
+			return res.PromptLogprobs, nil
+		}
+		select {
+		case <-j.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	if len(prompt) == 0 {
-		return nil, ErrEmptyPrompt
-	}
-	limit := e.m.Config.NPositions
-	maxNew := limit - len(prompt)
-	switch {
-	case req.MaxNewTokens > 0:
-		maxNew = req.MaxNewTokens
-	case req.MaxLength > 0:
-		maxNew = req.MaxLength - len(prompt)
-		if maxNew <= 0 {
-			return nil, &ParamError{Param: "max_length", Msg: fmt.Sprintf("%d leaves no room for new tokens after the prompt's %d tokens", req.MaxLength, len(prompt))}
-		}
-	}
-	if maxNew <= 0 || len(prompt)+maxNew > limit {
-		return nil, &ContextLengthError{PromptTokens: len(prompt), NewTokens: max(maxNew, 1), Limit: limit}
-	}
+}
+
+// newJob makes the scheduler's job for p; score ≥ 0 asks for the prompt's
+// log-probabilities with that many alternatives.
+func (e *Engine) newJob(ctx context.Context, p *Prepared, score int) *genJob {
+	req := p.Request
 	seed := rand.Uint64()
 	if req.Seed != nil {
 		seed = *req.Seed
@@ -166,9 +243,9 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*genJob, error) {
 	req.PromptIDs = nil
 	ctx, cancel := context.WithCancel(ctx)
 	return &genJob{
-		ctx: ctx, cancel: cancel, req: req, prompt: prompt, maxNew: maxNew, seed: seed,
-		started: time.Now(), notify: make(chan struct{}, 1),
-	}, nil
+		ctx: ctx, cancel: cancel, req: req, prompt: append([]int(nil), p.IDs...), maxNew: p.MaxNewTokens, seed: seed,
+		score: score, started: time.Now(), notify: make(chan struct{}, 1),
+	}
 }
 
 // validate checks sampling parameters, naming the first bad one.

@@ -37,6 +37,10 @@ type Request struct {
 	// Logprobs asks for the log-probabilities of the top N tokens at each
 	// generated position (0 = none).
 	Logprobs int
+	// ScoreOnly marks a request for Engine.Score, which generates nothing:
+	// Prepare then checks only that the prompt fits the context window,
+	// and MaxNewTokens and MaxLength are ignored.
+	ScoreOnly bool
 }
 
 // FinishReason says why generation ended.
@@ -49,11 +53,12 @@ const (
 	FinishEOS    FinishReason = "eos"    // the model produced <|endoftext|>
 )
 
-// TokenLogprob is the log-probability of one generated token and of the
-// most likely alternatives at its position.
+// TokenLogprob is the log-probability of one token and of the most likely
+// alternatives at its position.
 type TokenLogprob struct {
 	ID      int
-	Text    string
+	Text    string // the token decoded on its own (U+FFFD for part of a character)
+	Bytes   []byte // the token's raw bytes (shared: do not modify)
 	Logprob float64
 	Top     []TopLogprob
 }
@@ -62,6 +67,7 @@ type TokenLogprob struct {
 type TopLogprob struct {
 	ID      int
 	Text    string
+	Bytes   []byte
 	Logprob float64
 }
 
@@ -83,6 +89,8 @@ type Result struct {
 	CompletionTokens int
 	FinishReason     FinishReason
 	Logprobs         []TokenLogprob
+	// PromptLogprobs scores the prompt's tokens (Engine.Score).
+	PromptLogprobs   []TokenLogprob
 	TimeToFirstToken time.Duration
 	Duration         time.Duration
 }

@@ -1,0 +1,321 @@
+package gpt2
+
+import (
+	"math"
+	"time"
+
+	"gpt2d/gpt2/tokenizer"
+)
+
+// seq is a slot's state: one sequence being generated.
+type seq struct {
+	j       *genJob
+	cache   *KVCache
+	samp    *sampler
+	stream  *tokenizer.Stream
+	stop    stopper
+	fed     int // prompt tokens already in the cache
+	gen     []int
+	text    []byte
+	lps     []TokenLogprob
+	plps    []TokenLogprob // the prompt's scores, when the job asks for them
+	topBuf  []TopLogprob
+	first   time.Time
+	decoder bool // prompt done: feeding generated tokens
+}
+
+// run is the scheduler loop: admit, build a step, run it, sample.
+func (e *Engine) run() {
+	defer close(e.done)
+	m := e.m
+	maxTok := max(e.cfg.MaxStepTokens, 1)
+	// Every sequence in a step wants at most one row of logits, except a
+	// prompt being scored, which wants one per token: those share
+	// scoreRows more rows, so scoring adds a bounded, fixed amount of
+	// memory however many requests ask for it.
+	scoreRows := min(e.cfg.PrefillChunk, maxScoreRows)
+	act := m.newActivations(maxTok, e.cfg.Slots+scoreRows)
+	slots := make([]*seq, e.cfg.Slots)
+	steps := make([]step, 0, e.cfg.Slots)
+	owners := make([]*seq, 0, e.cfg.Slots)
+	nActive := 0
+	for {
+		// Admit waiting requests into free slots; block when idle.
+		for i := range slots {
+			if slots[i] != nil && slots[i].j != nil {
+				continue
+			}
+			var j *genJob
+			if nActive == 0 {
+				select {
+				case j = <-e.queue:
+				case <-e.quit:
+					e.failAll(slots)
+					return
+				}
+			} else {
+				select {
+				case j = <-e.queue:
+				default:
+				}
+			}
+			if j == nil {
+				break
+			}
+			e.queued.Add(-1)
+			if j.ctx.Err() != nil {
+				e.complete(j, nil, j.ctx.Err())
+				continue
+			}
+			if slots[i] == nil {
+				slots[i] = &seq{cache: m.NewKVCache(), samp: newSampler(m.Config.VocabSize)}
+			}
+			slots[i].start(j, m.Tokenizer)
+			nActive++
+			e.active.Add(1)
+		}
+		select {
+		case <-e.quit:
+			e.failAll(slots)
+			return
+		default:
+		}
+
+		// Build the step: one token per decoding sequence, then prompt
+		// chunks within the remaining budget.
+		steps, owners = steps[:0], owners[:0]
+		budget := maxTok
+		decoding := 0
+		for _, s := range slots {
+			if s == nil || s.j == nil {
+				continue
+			}
+			if s.j.ctx.Err() != nil {
+				e.release(s, nil, s.j.ctx.Err())
+				nActive--
+				continue
+			}
+			if s.decoder {
+				// Feed the last generated token (a view: no allocation).
+				steps = append(steps, step{cache: s.cache, tokens: s.gen[len(s.gen)-1:], wantLogits: true})
+				owners = append(owners, s)
+				budget--
+				decoding++
+			}
+		}
+		scoring := scoreRows
+		for _, s := range slots {
+			if s == nil || s.j == nil || s.decoder || budget <= 0 {
+				continue
+			}
+			n := len(s.j.prompt) - s.fed
+			limit := budget
+			if decoding > 0 {
+				limit = min(limit, e.cfg.PrefillChunk)
+			}
+			score := s.j.score >= 0
+			if score {
+				if limit = min(limit, scoring); limit <= 0 {
+					continue
+				}
+			}
+			n = min(n, limit)
+			done := s.fed+n == len(s.j.prompt)
+			steps = append(steps, step{cache: s.cache, tokens: s.j.prompt[s.fed : s.fed+n], wantLogits: done, allLogits: score})
+			owners = append(owners, s)
+			budget -= n
+			if score {
+				scoring -= n
+			}
+		}
+		if len(steps) == 0 {
+			continue
+		}
+		if err := m.forward(act, steps); err != nil {
+			for _, s := range owners {
+				e.release(s, nil, err)
+				nActive--
+			}
+			continue
+		}
+		e.steps.Add(1)
+		V := m.Config.VocabSize
+		for i := range steps {
+			s := owners[i]
+			logits := steps[i].logits
+			if !s.decoder {
+				n := len(steps[i].tokens)
+				if s.plps != nil {
+					s.scoreChunk(logits, s.fed, m)
+					logits = logits[(n-1)*V:] // the last row predicts the next token
+				}
+				s.fed += n
+				e.promptToks.Add(int64(n))
+				if !steps[i].wantLogits {
+					continue
+				}
+				if s.j.maxNew == 0 { // scored, nothing to generate
+					e.release(s, s.result(FinishLength), nil)
+					nActive--
+					continue
+				}
+				s.decoder = true
+			}
+			if res := s.advance(logits, m); res != nil {
+				e.release(s, res, nil)
+				nActive--
+			}
+			e.genToks.Add(1)
+		}
+	}
+}
+
+// start puts job j into this slot.
+func (s *seq) start(j *genJob, tok *tokenizer.Tokenizer) {
+	s.j = j
+	s.cache.Reset()
+	s.samp.reset(j.req.Temperature, j.req.TopK, j.req.TopP, j.seed)
+	s.stream = tok.NewStream()
+	s.stop = stopper{stops: j.req.Stop}
+	s.fed, s.decoder = 0, false
+	s.gen = s.gen[:0]
+	s.text = s.text[:0]
+	s.lps = nil
+	s.plps = nil
+	if j.score >= 0 {
+		s.plps = make([]TokenLogprob, len(j.prompt))
+		id := j.prompt[0]
+		s.plps[0] = TokenLogprob{ID: id, Text: tok.TokenText(id), Bytes: tok.TokenBytes(id), Logprob: math.NaN()}
+	}
+	if cap(s.topBuf) < j.req.Logprobs {
+		s.topBuf = make([]TopLogprob, j.req.Logprobs)
+	}
+	s.topBuf = s.topBuf[:j.req.Logprobs]
+}
+
+// advance samples the next token from logits, delivers its text, and
+// returns the Result when the sequence is finished.
+func (s *seq) advance(logits []float32, m *Model) *Result {
+	j := s.j
+	id := s.samp.next(logits)
+	if len(s.gen) == 0 {
+		s.first = time.Now()
+	}
+	var lp []TokenLogprob
+	if j.req.Logprobs > 0 {
+		l := logSoftmax(logits, id, s.topBuf)
+		top := make([]TopLogprob, len(s.topBuf))
+		copy(top, s.topBuf)
+		for k := range top {
+			if top[k].ID >= 0 {
+				top[k].Text, top[k].Bytes = m.Tokenizer.TokenText(top[k].ID), m.Tokenizer.TokenBytes(top[k].ID)
+			}
+		}
+		lp = []TokenLogprob{{ID: id, Text: m.Tokenizer.TokenText(id), Bytes: m.Tokenizer.TokenBytes(id), Logprob: l, Top: top}}
+		s.lps = append(s.lps, lp...)
+	}
+	eos := id == m.Tokenizer.EOS() && !j.req.IgnoreEOS
+	if eos {
+		return s.result(FinishEOS)
+	}
+	s.gen = append(s.gen, id)
+	out, stopped := s.stop.feed(s.stream.Add(id))
+	s.text = append(s.text, out...)
+	if out != "" || lp != nil {
+		j.push(Chunk{Text: out, Tokens: []int{id}, Logprobs: lp})
+	}
+	if stopped {
+		return s.result(FinishStop)
+	}
+	if len(s.gen) >= j.maxNew || s.cache.Len()+1 > s.cache.ctx {
+		return s.result(FinishLength)
+	}
+	return nil
+}
+
+// maxScoreRows caps the prompt tokens scored in one step (see run).
+const maxScoreRows = 64
+
+// scoreChunk records the scores of the prompt tokens that a chunk's rows
+// of logits ((rows, V)) predict: row r follows prompt[start+r].
+func (s *seq) scoreChunk(logits []float32, start int, m *Model) {
+	V, tok, prompt := m.Config.VocabSize, m.Tokenizer, s.j.prompt
+	for r := 0; r < len(logits)/V; r++ {
+		pos := start + r + 1
+		if pos >= len(prompt) {
+			break
+		}
+		id := prompt[pos]
+		alts := make([]TopLogprob, s.j.score)
+		lp := logSoftmax(logits[r*V:(r+1)*V], id, alts)
+		for k := range alts {
+			if a := &alts[k]; a.ID >= 0 {
+				a.Text, a.Bytes = tok.TokenText(a.ID), tok.TokenBytes(a.ID)
+			}
+		}
+		s.plps[pos] = TokenLogprob{ID: id, Text: tok.TokenText(id), Bytes: tok.TokenBytes(id), Logprob: lp, Top: alts}
+	}
+}
+
+// result ends generation: flushes held-back text and builds the Result.
+func (s *seq) result(reason FinishReason) *Result {
+	if reason != FinishStop {
+		out, stopped := s.stop.feed(s.stream.Flush())
+		if !stopped {
+			out += s.stop.flush()
+		} else {
+			reason = FinishStop
+		}
+		s.text = append(s.text, out...)
+		if out != "" {
+			s.j.push(Chunk{Text: out})
+		}
+	}
+	now := time.Now()
+	r := &Result{
+		Text:             string(s.text),
+		Tokens:           append([]int(nil), s.gen...),
+		PromptTokens:     len(s.j.prompt),
+		CompletionTokens: len(s.gen),
+		FinishReason:     reason,
+		Logprobs:         s.lps,
+		PromptLogprobs:   s.plps,
+		Duration:         now.Sub(s.j.started),
+	}
+	if !s.first.IsZero() {
+		r.TimeToFirstToken = s.first.Sub(s.j.started)
+	}
+	return r
+}
+
+// release frees the slot and finishes its job.
+func (e *Engine) release(s *seq, res *Result, err error) {
+	j := s.j
+	s.j = nil
+	e.active.Add(-1)
+	e.complete(j, res, err)
+}
+
+func (e *Engine) complete(j *genJob, res *Result, err error) {
+	j.finish(res, err)
+	e.fin.Add(1)
+	e.inflight.release()
+}
+
+// failAll ends every running and queued job with ErrClosed.
+func (e *Engine) failAll(slots []*seq) {
+	for _, s := range slots {
+		if s != nil && s.j != nil {
+			e.release(s, nil, ErrClosed)
+		}
+	}
+	for {
+		select {
+		case j := <-e.queue:
+			e.queued.Add(-1)
+			e.complete(j, nil, ErrClosed)
+		default:
+			return
+		}
+	}
+}
