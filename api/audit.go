@@ -14,20 +14,27 @@ import (
 )
 
 // audit records a security-relevant event of request c; see auditEvent.
-// An event made with an API key names the key.
+// An event made with an API key names the key; every event names the
+// request's id.
 func (s *Server) audit(c *fiber.Ctx, level slog.Level, action string, actor *store.User, target string, detail map[string]any) {
-	if k := currentKey(c); k != nil {
-		d := make(map[string]any, len(detail)+1)
+	k, id := currentKey(c), requestID(c)
+	if k != nil || id != "" {
+		d := make(map[string]any, len(detail)+2)
 		for key, v := range detail {
 			d[key] = v
 		}
-		// As generation events do. Key management needs a session, so no
-		// event both names a managed key and is made with one; if one
-		// ever did, the managed key keeps key_id.
-		if _, taken := d["key_id"]; taken {
-			d["via_key_id"] = k.ID
-		} else {
-			d["key_id"] = k.ID
+		if k != nil {
+			// As generation events do. Key management needs a session, so
+			// no event both names a managed key and is made with one; if
+			// one ever did, the managed key keeps key_id.
+			if _, taken := d["key_id"]; taken {
+				d["via_key_id"] = k.ID
+			} else {
+				d["key_id"] = k.ID
+			}
+		}
+		if id != "" {
+			d["request_id"] = id
 		}
 		detail = d
 	}

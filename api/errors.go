@@ -44,9 +44,20 @@ type httpError struct {
 	// param names the offending parameter in OpenAI's body when detail is
 	// a string (field errors name their own).
 	param string
+	// cause is the error behind the answer (an engine error, say), for
+	// the request's log line; the client never sees it.
+	cause error
 }
 
-func (e *httpError) Error() string { return "http " + strconv.Itoa(e.status) }
+func (e *httpError) Error() string {
+	if e.cause != nil {
+		return "http " + strconv.Itoa(e.status) + ": " + e.cause.Error()
+	}
+	return "http " + strconv.Itoa(e.status)
+}
+
+// Unwrap returns the cause.
+func (e *httpError) Unwrap() error { return e.cause }
 
 func newError(status int, detail string) *httpError {
 	return &httpError{status: status, detail: detail}

@@ -76,7 +76,7 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	if err := b.err(); err != nil {
 		return err
 	}
-	who := caller{user: currentUser(c), key: currentKey(c), ip: s.clientIP(c)}
+	who := s.callerOf(c)
 	if s.filter.Blocked(prompt) {
 		s.audit(c, slog.LevelWarn, "generate.blocked", who.user, "", map[string]any{"prompt_chars": utf8.RuneCountInString(prompt)})
 		return blockedError()
@@ -85,65 +85,80 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	if g == nil {
 		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
 	}
+	p, err := g.Prepare(req)
+	if err != nil {
+		return s.generateError(err, "max_length")
+	}
 	if err := s.admit(who); err != nil {
 		return err
-	}
-	if tk, ok := g.(tokenizing); ok {
-		req.PromptIDs = tk.Tokenizer().Encode(prompt)
 	}
 	detail := map[string]any{"prompt_chars": utf8.RuneCountInString(prompt), "max_length": maxLength}
 	if req.MaxNewTokens > 0 {
 		detail["max_new_tokens"] = req.MaxNewTokens
 	}
-	gen := s.startGeneration(g, []choice{{req: req, chargePrompt: true, promptTokens: len(req.PromptIDs)}}, stream)
+	gen := s.newGeneration([]choice{{p: p, chargePrompt: true, promptTokens: len(p.IDs)}})
+	gen.start(g, stream)
 	name := s.modelName(g)
+	finish := func() { s.finish(gen, who, "generate", stream, detail) }
+	early := func(err error) error { return s.generateError(err, "max_length") }
 
-	if !stream {
-		gen.wait()
-		s.finish(gen, who, "generate", false, detail)
-		if err := gen.err(); err != nil {
-			return s.generateError(err, "max_length")
-		}
-		res := gen.choices[0].res
-		s.log.Debug("generate text", "user", who.user.Username, "prompt", prompt, "text", res.Text)
-		return c.JSON(generateResponse{GeneratedText: prompt + res.Text, Model: name, ModelName: name,
-			FinishReason: string(res.FinishReason), Usage: newUsage(res.PromptTokens, res.CompletionTokens)})
+	if stream {
+		return s.streamGeneration(c, gen, &generateStream{s: s, name: name}, finish, early)
 	}
-
-	// Answer errors that come before the first token (a full queue, a
-	// prompt too long) with a status code; commit to a stream after.
-	first, _ := gen.next()
-	if first.done && first.err != nil {
-		s.finish(gen, who, "generate", true, detail)
-		return s.generateError(first.err, "max_length")
+	gen.wait()
+	finish()
+	if err := gen.err(); err != nil {
+		return early(err)
 	}
-	return s.stream(c, func(w *sseWriter) {
-		defer s.finish(gen, who, "generate", true, detail)
-		for ev, ok := first, true; ok; ev, ok = gen.next() {
-			var err error
-			switch {
-			case !ev.done && ev.chunk.Text == "":
-				continue // tokens that only started a UTF-8 character
-			case !ev.done:
-				err = w.send("", generateDelta{Text: ev.chunk.Text})
-			case ev.err != nil:
-				w.send("error", s.streamError(ev.err, "max_length"))
-				return
-			default:
-				err = w.send("done", generateDone{FinishReason: string(ev.res.FinishReason), Model: name, ModelName: name,
-					usage: newUsage(ev.res.PromptTokens, ev.res.CompletionTokens)})
-			}
-			if err != nil {
-				gen.abort() // the client is gone: free the slot now
-				return
-			}
-		}
-	})
+	res := gen.choices[0].res
+	s.log.Debug("generate text", "user", who.user.Username, "prompt", prompt, "text", res.Text)
+	return c.JSON(generateResponse{GeneratedText: prompt + res.Text, Model: name, ModelName: name,
+		FinishReason: string(res.FinishReason), Usage: newUsage(res.PromptTokens, res.CompletionTokens)})
 }
+
+// generateStream renders /generate's stream: {"text": …} events, then an
+// "event: done" with the finish reason and counts, or an "event: error".
+type generateStream struct {
+	s    *Server
+	name string
+}
+
+func (*generateStream) open(*sseWriter) error { return nil }
+
+func (*generateStream) chunk(w *sseWriter, _ int, c gpt2.Chunk) error {
+	if c.Text == "" {
+		return nil // tokens that only started a UTF-8 character
+	}
+	return w.send("", generateDelta{Text: c.Text})
+}
+
+func (g *generateStream) end(w *sseWriter, _ int, res *gpt2.Result) error {
+	return w.send("done", generateDone{FinishReason: string(res.FinishReason), Model: g.name, ModelName: g.name,
+		usage: newUsage(res.PromptTokens, res.CompletionTokens)})
+}
+
+func (g *generateStream) fail(w *sseWriter, err error) {
+	w.send("error", g.s.streamError(err, "max_length"))
+}
+
+func (*generateStream) close(*sseWriter) error { return nil }
 
 // generateError maps the engine's errors onto HTTP. lengthParam names the
 // field a context-length error is reported against.
 func (s *Server) generateError(err error, lengthParam string) error {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	he = s.engineError(err, lengthParam)
+	if he == nil {
+		return err
+	}
+	he.cause = err
+	return he
+}
+
+func (s *Server) engineError(err error, lengthParam string) *httpError {
 	var pe *gpt2.ParamError
 	var ce *gpt2.ContextLengthError
 	switch {
@@ -154,8 +169,6 @@ func (s *Server) generateError(err error, lengthParam string) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("generation timed out", "timeout", s.cfg.GenerateTimeout)
 		return &httpError{status: fiber.StatusGatewayTimeout, detail: "Generation timed out", code: "timeout"}
-	case errors.Is(err, gpt2.ErrEmptyPrompt):
-		return invalid(fieldError{Loc: []any{"body", "prompt"}, Type: "value_error", Msg: "Value error, prompt has no tokens"})
 	case errors.As(err, &pe):
 		return invalid(fieldError{Loc: []any{"body", pe.Param}, Type: "value_error", Msg: "Value error, " + pe.Msg})
 	case errors.As(err, &ce):
@@ -164,7 +177,7 @@ func (s *Server) generateError(err error, lengthParam string) error {
 		he.code = "context_length_exceeded"
 		return he
 	}
-	return err
+	return nil
 }
 
 // streamError is the payload of an "event: error" that ends a stream

@@ -59,15 +59,23 @@ func TestBlockedPromptIsRefused(t *testing.T) {
 	}
 }
 
-// fakeGenerator lets tests control the engine's answers.
+// fakeGenerator lets tests control the engine's answers. Everything but
+// Run is the real engine's, so requests take the production path
+// (Prepare's tokenization and checks included) up to generation; generate
+// sees the request as the API built it.
 type fakeGenerator struct {
+	*gpt2.Engine
 	generate func(ctx context.Context, req gpt2.Request) (*gpt2.Result, error)
 }
 
-func (f *fakeGenerator) Generate(ctx context.Context, req gpt2.Request, _ func(gpt2.Chunk) error) (*gpt2.Result, error) {
-	return f.generate(ctx, req)
+func newFake(generate func(ctx context.Context, req gpt2.Request) (*gpt2.Result, error)) *fakeGenerator {
+	return &fakeGenerator{Engine: engine, generate: generate}
 }
-func (f *fakeGenerator) Info() gpt2.ModelInfo { return gpt2.ModelInfo{Name: "fake"} }
+
+func (f *fakeGenerator) Run(ctx context.Context, p *gpt2.Prepared, _ func(gpt2.Chunk) error) (*gpt2.Result, error) {
+	return f.generate(ctx, p.Request)
+}
+func (f *fakeGenerator) Info() gpt2.ModelInfo { return gpt2.ModelInfo{Name: "fake", NPositions: engine.Info().NPositions} }
 func (f *fakeGenerator) Stats() gpt2.Stats    { return gpt2.Stats{} }
 
 func TestEngineErrorsMapToHTTP(t *testing.T) {
@@ -88,7 +96,7 @@ func TestEngineErrorsMapToHTTP(t *testing.T) {
 	tok := ts.login("user", "userpassword")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts.srv.SetGenerator(&fakeGenerator{generate: func(context.Context, gpt2.Request) (*gpt2.Result, error) { return nil, tt.err }})
+			ts.srv.SetGenerator(newFake(func(context.Context, gpt2.Request) (*gpt2.Result, error) { return nil, tt.err }))
 			r := ts.postJSON("/generate", tok, map[string]any{"prompt": "hello"})
 			wantStatus(t, r, tt.status)
 			if got := r.header.Get("Retry-After") != ""; got != tt.retry {
@@ -103,11 +111,11 @@ func TestGenerationHasADeadlineAndMapsMaxLength(t *testing.T) {
 	ts.register("user", "userpassword", "", "")
 	tok := ts.login("user", "userpassword")
 	var got gpt2.Request
-	ts.srv.SetGenerator(&fakeGenerator{generate: func(ctx context.Context, req gpt2.Request) (*gpt2.Result, error) {
+	ts.srv.SetGenerator(newFake(func(ctx context.Context, req gpt2.Request) (*gpt2.Result, error) {
 		got = req
 		<-ctx.Done()
 		return nil, ctx.Err()
-	}})
+	}))
 	start := time.Now()
 	wantDetail(t, ts.postJSON("/generate", tok, map[string]any{"prompt": "slow", "max_length": 42}), 504, "Generation timed out")
 	if time.Since(start) > 5*time.Second {

@@ -6,18 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"gpt2d/gpt2"
-	"gpt2d/gpt2/tokenizer"
 	"gpt2d/store"
 )
-
-// tokenizing is implemented by generators that expose their tokenizer, as
-// *gpt2.Engine does. With it the API counts prompt tokens before
-// generating: OpenAI's echo and usage need them, and a stream cut short
-// still has its prompt accounted for.
-type tokenizing interface {
-	Tokenizer() *tokenizer.Tokenizer
-}
 
 // A generation is the engine work behind one HTTP request: one engine
 // request per choice (several for OpenAI's n and prompt arrays), run
@@ -29,6 +22,7 @@ type tokenizing interface {
 // end, or abort, so that no engine call is left blocked; and then finish,
 // once.
 type generation struct {
+	ctx     context.Context // the deadline of all its engine calls
 	events  chan genEvent
 	cancel  context.CancelFunc
 	running int
@@ -38,11 +32,11 @@ type generation struct {
 
 // choice is the consumer's view of one engine request.
 type choice struct {
-	req          gpt2.Request
-	prompt       int  // index of the prompt it continues
-	chargePrompt bool // the first choice of its prompt: count the prompt's tokens once
-	promptTokens int  // known up front when the prompt was tokenized, else from the result
-	tokens       int  // completion tokens seen in chunks so far
+	p            *gpt2.Prepared // nil: nothing to generate (OpenAI's max_tokens 0 with echo)
+	prompt       int            // index of the prompt it continues
+	chargePrompt bool           // the first choice of its prompt: count the prompt's tokens once
+	promptTokens int            // known from Prepare
+	tokens       int            // completion tokens seen in chunks so far
 	res          *gpt2.Result
 	err          error
 	done         bool
@@ -58,23 +52,33 @@ type genEvent struct {
 	err   error
 }
 
-// startGeneration submits every choice to g. Generation runs under its
-// own deadline (Config.GenerateTimeout, queueing included), not under the
-// request's context: fasthttp does not cancel that when the client goes
-// away, and shutdown must let generations finish. With stream, chunks
-// are delivered as events; without, only the ends are.
-func (s *Server) startGeneration(g Generator, choices []choice, stream bool) *generation {
+// newGeneration makes the generation of choices. It runs under its own
+// deadline (Config.GenerateTimeout, queueing and prompt scoring included),
+// not under the request's context: fasthttp does not cancel that when the
+// client goes away, and shutdown must let generations finish.
+func (s *Server) newGeneration(choices []choice) *generation {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GenerateTimeout)
-	gen := &generation{
+	return &generation{
+		ctx:     ctx,
 		events:  make(chan genEvent, len(choices)+4),
 		cancel:  cancel,
 		running: len(choices),
 		choices: choices,
 		started: time.Now(),
 	}
-	for i := range choices {
-		req := choices[i].req
+}
+
+// start submits every choice to g. With stream, chunks are delivered as
+// events; without, only the ends are.
+func (gen *generation) start(g Generator, stream bool) {
+	ctx := gen.ctx
+	for i := range gen.choices {
+		p, promptTokens := gen.choices[i].p, gen.choices[i].promptTokens
 		go func() {
+			if p == nil { // nothing to generate
+				gen.events <- genEvent{index: i, done: true, res: &gpt2.Result{PromptTokens: promptTokens, FinishReason: gpt2.FinishLength}}
+				return
+			}
 			var emit func(gpt2.Chunk) error
 			if stream {
 				emit = func(c gpt2.Chunk) error {
@@ -86,12 +90,11 @@ func (s *Server) startGeneration(g Generator, choices []choice, stream bool) *ge
 					}
 				}
 			}
-			res, err := g.Generate(ctx, req, emit)
+			res, err := g.Run(ctx, p, emit)
 			// The consumer drains every end, so this never blocks for long.
 			gen.events <- genEvent{index: i, done: true, res: res, err: err}
 		}()
 	}
-	return gen
 }
 
 // next returns the next event, or false once every choice has ended.
@@ -104,9 +107,6 @@ func (g *generation) next() (genEvent, bool) {
 	if ev.done {
 		g.running--
 		c.done, c.res, c.err = true, ev.res, ev.err
-		if ev.res != nil {
-			c.promptTokens = ev.res.PromptTokens
-		}
 	} else {
 		c.tokens += len(ev.chunk.Tokens)
 	}
@@ -176,9 +176,16 @@ func (c *choice) finishReason() string {
 // caller is who asked for a generation, copied out of the request so
 // that it outlives the handler (a stream finishes after it returns).
 type caller struct {
-	user *store.User
-	key  *store.APIKey
-	ip   string
+	user      *store.User
+	key       *store.APIKey
+	ip           string
+	requestID    string
+	completionID string // OpenAI's cmpl-… or chatcmpl-… id, once made
+}
+
+// callerOf copies the caller of request c.
+func (s *Server) callerOf(c *fiber.Ctx) caller {
+	return caller{user: currentUser(c), key: currentKey(c), ip: s.clientIP(c), requestID: requestID(c)}
 }
 
 func (c caller) keyID() uint64 {
@@ -222,6 +229,12 @@ func (s *Server) finish(gen *generation, who caller, endpoint string, stream boo
 	}
 	if who.key != nil {
 		detail["key_id"] = who.key.ID
+	}
+	if who.requestID != "" {
+		detail["request_id"] = who.requestID
+	}
+	if who.completionID != "" {
+		detail["completion_id"] = who.completionID
 	}
 	s.auditEvent(who.ip, slog.LevelInfo, "generate", who.user, "", detail)
 }

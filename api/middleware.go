@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -226,7 +227,14 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	s.tel.observeRequest(c.Method(), s.routes.label(c.Method(), c.Path()), status, elapsed)
 	attrs := []any{
 		"method", c.Method(), "path", truncate(c.Path(), maxLoggedPath), "status", status,
-		"duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", s.clientIP(c),
+		"duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", s.clientIP(c), "request_id", requestID(c),
+	}
+	if id, ok := c.Locals(localsCompletionID).(string); ok {
+		attrs = append(attrs, "completion_id", id)
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.cause != nil {
+		attrs = append(attrs, "err", he.cause.Error())
 	}
 	if u := currentUser(c); u != nil {
 		attrs = append(attrs, "user", u.Username, "user_id", u.ID)
@@ -234,6 +242,10 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	if k := currentKey(c); k != nil {
 		attrs = append(attrs, "key_id", k.ID)
 	}
-	s.log.Log(c.UserContext(), logLevelFor(status), "request", attrs...)
+	level := logLevelFor(status)
+	if status == fiber.StatusServiceUnavailable && c.Path() == "/health" {
+		level = slog.LevelDebug // the model is loading: expected, polled by probes
+	}
+	s.log.Log(c.UserContext(), level, "request", attrs...)
 	return nil
 }

@@ -25,12 +25,25 @@ import (
 
 	"gpt2d/auth"
 	"gpt2d/gpt2"
+	"gpt2d/gpt2/tokenizer"
 	"gpt2d/store"
 )
 
 // Generator is the model layer as the API needs it; *gpt2.Engine is one.
+// The API tokenizes, checks lengths and scores only through it: a request
+// is prepared (tokenized and checked, so its cost is known before it is
+// admitted), then run or scored.
 type Generator interface {
-	Generate(ctx context.Context, req gpt2.Request, emit func(gpt2.Chunk) error) (*gpt2.Result, error)
+	// Prepare checks req and tokenizes its prompt; see gpt2.Engine.Prepare.
+	Prepare(req gpt2.Request) (*gpt2.Prepared, error)
+	// Run generates p's continuation, calling emit with text as it comes.
+	Run(ctx context.Context, p *gpt2.Prepared, emit func(gpt2.Chunk) error) (*gpt2.Result, error)
+	// Score returns the log-probabilities of p's prompt tokens.
+	Score(ctx context.Context, p *gpt2.Prepared, top int) ([]gpt2.TokenLogprob, error)
+	// Tokenize, Pieces and Detokenize convert between text and tokens.
+	Tokenize(text string) []int
+	Pieces(text string) ([]tokenizer.Piece, error)
+	Detokenize(ids []int) (string, error)
 	Info() gpt2.ModelInfo
 	Stats() gpt2.Stats
 }
@@ -96,6 +109,13 @@ type Config struct {
 	ProxyHeader    string
 	TrustedProxies []string
 
+	// ChatTemplate renders /v1/chat/completions messages as a prompt
+	// (nil → DefaultChatTemplate).
+	ChatTemplate *ChatTemplate
+	// AllowedOrigins are the browser origins (scheme://host[:port], or
+	// "*") that may call the API cross-origin (CORS); none by default.
+	AllowedOrigins []string
+
 	// Now is the clock for audit timestamps (nil → time.Now).
 	Now func() time.Time
 }
@@ -141,6 +161,9 @@ func (c Config) withDefaults() Config {
 		c.Counters = auth.NewMemoryCounters(0)
 	}
 	c.Generation = c.Generation.withDefaults()
+	if c.ChatTemplate == nil {
+		c.ChatTemplate = DefaultChatTemplate()
+	}
 	return c
 }
 
@@ -174,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Store and Config.Auth are required")
 	}
 	cfg = cfg.withDefaults()
+	if err := checkOrigins(cfg.AllowedOrigins); err != nil {
+		return nil, err
+	}
 	filter, err := NewFilter(cfg.BlockedWords)
 	if err != nil {
 		return nil, err
@@ -222,7 +248,7 @@ func New(cfg Config) (*Server, error) {
 // except the routes listed in publicRoutes.
 func (s *Server) mount() {
 	app := s.app
-	app.Use(s.logRequests, recover.New(), securityHeaders, s.authenticate)
+	app.Use(s.requestIDs, s.logRequests, recover.New(), securityHeaders, s.cors(), s.authenticate)
 
 	app.Get("/health", s.health)
 	app.Get("/docs", docsPage)
@@ -242,6 +268,9 @@ func (s *Server) mount() {
 
 	app.Post("/generate", s.requireGenerate, s.generate)
 	app.Post("/v1/completions", s.requireGenerate, s.completions)
+	app.Post("/v1/chat/completions", s.requireGenerate, s.chatCompletions)
+	app.Post("/tokenize", s.requireGenerate, s.tokenize)
+	app.Post("/detokenize", s.requireGenerate, s.detokenize)
 	app.Get("/v1/models", s.requireGenerate, s.listModels)
 	app.Get("/v1/models/:model", s.requireGenerate, s.getModel)
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"gpt2d/gpt2"
 )
 
 // stream makes the response a Server-Sent Events stream whose events
@@ -83,4 +85,60 @@ func wantsStream(c *fiber.Ctx, b *body) bool {
 		}
 	}
 	return false
+}
+
+// streamRenderer writes the events of one endpoint's stream. Each method
+// returns the error of a failed write: the client is gone.
+type streamRenderer interface {
+	// open writes what comes before the first token (OpenAI's echo, or
+	// the assistant's role).
+	open(w *sseWriter) error
+	// chunk writes new tokens of choice i; end writes its end.
+	chunk(w *sseWriter, i int, c gpt2.Chunk) error
+	end(w *sseWriter, i int, res *gpt2.Result) error
+	// fail writes the event that ends a stream cut by err.
+	fail(w *sseWriter, err error)
+	// close writes what comes after every choice has ended.
+	close(w *sseWriter) error
+}
+
+// streamGeneration is the one streaming driver of /generate,
+// /v1/completions and /v1/chat/completions. It waits for gen's first
+// event: an error before any token (a full queue, a shutdown, a timeout)
+// is answered with its status through early, after finish has recorded
+// the generation. Otherwise it commits to an event stream rendered by r,
+// and aborts the generation — freeing its engine slots — as soon as a
+// write fails or a choice fails. finish runs once the stream has ended.
+func (s *Server) streamGeneration(c *fiber.Ctx, gen *generation, r streamRenderer, finish func(), early func(error) error) error {
+	first, _ := gen.next()
+	if first.done && first.err != nil {
+		gen.abort()
+		finish()
+		return early(first.err)
+	}
+	return s.stream(c, func(w *sseWriter) {
+		defer finish()
+		if r.open(w) != nil {
+			gen.abort()
+			return
+		}
+		for ev, ok := first, true; ok; ev, ok = gen.next() {
+			var err error
+			switch {
+			case !ev.done:
+				err = r.chunk(w, ev.index, ev.chunk)
+			case ev.err != nil:
+				r.fail(w, ev.err)
+				gen.abort()
+				return
+			default:
+				err = r.end(w, ev.index, ev.res)
+			}
+			if err != nil {
+				gen.abort() // the client is gone: free the slots now
+				return
+			}
+		}
+		r.close(w)
+	})
 }

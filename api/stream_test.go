@@ -142,7 +142,8 @@ func withField(m map[string]any, k string, v any) map[string]any {
 // counts what it emits: a stand-in for a slow model, so a test can tell
 // "stopped" from "finished".
 type pacedGenerator struct {
-	interval time.Duration
+	*gpt2.Engine // everything but Run
+	interval     time.Duration
 	active   atomic.Int64
 	emitted  atomic.Int64
 	ended    chan error
@@ -150,10 +151,10 @@ type pacedGenerator struct {
 }
 
 func newPaced(interval time.Duration, tokens int) *pacedGenerator {
-	return &pacedGenerator{interval: interval, ended: make(chan error, 16), tokens: tokens}
+	return &pacedGenerator{Engine: engine, interval: interval, ended: make(chan error, 16), tokens: tokens}
 }
 
-func (p *pacedGenerator) Generate(ctx context.Context, req gpt2.Request, emit func(gpt2.Chunk) error) (*gpt2.Result, error) {
+func (p *pacedGenerator) Run(ctx context.Context, _ *gpt2.Prepared, emit func(gpt2.Chunk) error) (*gpt2.Result, error) {
 	p.active.Add(1)
 	defer p.active.Add(-1)
 	n := p.tokens
@@ -253,7 +254,7 @@ func TestStreamErrorsBeforeTheFirstTokenKeepTheirStatus(t *testing.T) {
 	ts := start(t)
 	ts.register("user", "userpassword", "", "")
 	tok := ts.login("user", "userpassword")
-	ts.srv.SetGenerator(&fakeGenerator{generate: func(context.Context, gpt2.Request) (*gpt2.Result, error) { return nil, gpt2.ErrQueueFull }})
+	ts.srv.SetGenerator(newFake(func(context.Context, gpt2.Request) (*gpt2.Result, error) { return nil, gpt2.ErrQueueFull }))
 	resp := ts.openStream("/generate", tok, map[string]any{"prompt": "hello", "stream": true}, nil)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -267,10 +268,10 @@ func TestSamplingControlsReachTheEngine(t *testing.T) {
 	ts.register("user", "userpassword", "", "")
 	tok := ts.login("user", "userpassword")
 	var got gpt2.Request
-	ts.srv.SetGenerator(&fakeGenerator{generate: func(_ context.Context, req gpt2.Request) (*gpt2.Result, error) {
+	ts.srv.SetGenerator(newFake(func(_ context.Context, req gpt2.Request) (*gpt2.Result, error) {
 		got = req
 		return &gpt2.Result{Text: "!", FinishReason: gpt2.FinishStop}, nil
-	}})
+	}))
 	r := ts.postJSON("/generate", tok, map[string]any{"prompt": "hi", "max_new_tokens": 7, "temperature": 0.5, "top_k": 3,
 		"top_p": "0.9", "seed": uint64(1<<64 - 1), "stop": []string{"\n", "END"}})
 	wantStatus(t, r, 200)
@@ -360,7 +361,8 @@ func TestShutdownLetsStreamsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its usage was stored before Shutdown returned.
-	if n, _ := ts.db.DayTokens(1, ts.clock.Now()); n != 21 {
-		t.Fatalf("stored tokens %d, want 21", n)
+	want := int64(len(engine.Tokenize("drain")) + 20) // the prompt as Prepare counted it, and the paced tokens
+	if n, _ := ts.db.DayTokens(1, ts.clock.Now()); n != want {
+		t.Fatalf("stored tokens %d, want %d", n, want)
 	}
 }

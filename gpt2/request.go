@@ -37,6 +37,9 @@ type Request struct {
 	// Logprobs asks for the log-probabilities of the top N tokens at each
 	// generated position (0 = none).
 	Logprobs int
+	// TokenLogprobs asks for each generated token's log-probability even
+	// when Logprobs is 0 (OpenAI's logprobs: 0).
+	TokenLogprobs bool
 	// ScoreOnly marks a request for Engine.Score, which generates nothing:
 	// Prepare then checks only that the prompt fits the context window,
 	// and MaxNewTokens and MaxLength are ignored.

@@ -202,7 +202,7 @@ func (s *seq) advance(logits []float32, m *Model) *Result {
 		s.first = time.Now()
 	}
 	var lp []TokenLogprob
-	if j.req.Logprobs > 0 {
+	if j.req.Logprobs > 0 || j.req.TokenLogprobs {
 		l := logSoftmax(logits, id, s.topBuf)
 		top := make([]TopLogprob, len(s.topBuf))
 		copy(top, s.topBuf)
