@@ -75,8 +75,10 @@ func newFake(generate func(ctx context.Context, req gpt2.Request) (*gpt2.Result,
 func (f *fakeGenerator) Run(ctx context.Context, p *gpt2.Prepared, _ func(gpt2.Chunk) error) (*gpt2.Result, error) {
 	return f.generate(ctx, p.Request)
 }
-func (f *fakeGenerator) Info() gpt2.ModelInfo { return gpt2.ModelInfo{Name: "fake", NPositions: engine.Info().NPositions} }
-func (f *fakeGenerator) Stats() gpt2.Stats    { return gpt2.Stats{} }
+func (f *fakeGenerator) Info() gpt2.ModelInfo {
+	return gpt2.ModelInfo{Name: "fake", NPositions: engine.Info().NPositions}
+}
+func (f *fakeGenerator) Stats() gpt2.Stats { return gpt2.Stats{} }
 
 func TestEngineErrorsMapToHTTP(t *testing.T) {
 	tests := []struct {

@@ -176,8 +176,8 @@ func (c *choice) finishReason() string {
 // caller is who asked for a generation, copied out of the request so
 // that it outlives the handler (a stream finishes after it returns).
 type caller struct {
-	user      *store.User
-	key       *store.APIKey
+	user         *store.User
+	key          *store.APIKey
 	ip           string
 	requestID    string
 	completionID string // OpenAI's cmpl-… or chatcmpl-… id, once made

@@ -144,10 +144,10 @@ func withField(m map[string]any, k string, v any) map[string]any {
 type pacedGenerator struct {
 	*gpt2.Engine // everything but Run
 	interval     time.Duration
-	active   atomic.Int64
-	emitted  atomic.Int64
-	ended    chan error
-	tokens   int // tokens to produce before finishing (0: 100 000)
+	active       atomic.Int64
+	emitted      atomic.Int64
+	ended        chan error
+	tokens       int // tokens to produce before finishing (0: 100 000)
 }
 
 func newPaced(interval time.Duration, tokens int) *pacedGenerator {
