@@ -13,8 +13,9 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// DefaultBlockedWords are the words the original service refused.
-var DefaultBlockedWords = []string{"hate", "violence"}
+// DefaultBlockedWords returns the words the original service refused, as
+// a new slice each time: no caller can change another's defaults.
+func DefaultBlockedWords() []string { return []string{"hate", "violence"} }
 
 // Filter finds blocked words in text on word boundaries: "Hate" and
 // "violence!" match, "whatever" does not. A word boundary is any character

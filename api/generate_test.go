@@ -14,7 +14,7 @@ import (
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
 
 func TestContentFilter(t *testing.T) {
-	f, err := NewFilter(DefaultBlockedWords)
+	f, err := NewFilter(DefaultBlockedWords())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"gpt2d/auth"
 )
@@ -24,7 +25,7 @@ func scrape(t *testing.T, ts *testServer, token string) exposition {
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
 	if err != nil {
 		t.Fatalf("exposition does not parse: %v\n%s", err, r.body)
@@ -188,25 +189,60 @@ func TestMetricsNeedAnAdminOrTheMetricsToken(t *testing.T) {
 	resp.Body.Close()
 }
 
-func TestMetricsEscapeAndFormat(t *testing.T) {
-	r := &registry{}
-	c := r.counter("x_total", "A \\ help\nline.", "l")
+// metricNames are the names /metrics exported before it moved to
+// prometheus/client_golang: dashboards and alerts depend on them.
+var metricNames = []string{
+	"gpt2d_http_requests_total", "gpt2d_http_request_duration_seconds", "gpt2d_auth_failures_total",
+	"gpt2d_rate_limited_total", "gpt2d_generations_total", "gpt2d_time_to_first_token_seconds",
+	"gpt2d_generation_tokens_per_second", "gpt2d_model_load_seconds", "gpt2d_model_loaded",
+	"gpt2d_generated_tokens_total", "gpt2d_prompt_tokens_total", "gpt2d_engine_steps_total",
+	"gpt2d_queue_depth", "gpt2d_active_sequences", "gpt2d_engine_slots",
+}
+
+func TestMetricsKeepEveryNameAndExposeTheRuntime(t *testing.T) {
+	ts := start(t)
+	admin := ts.admin("root")
+	wantStatus(t, ts.postJSON("/generate", admin, map[string]any{"prompt": "Count me", "max_new_tokens": 3}), 200)
+	fams := scrape(t, ts, admin)
+	for _, name := range metricNames {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("metric %s is no longer exported", name)
+		}
+	}
+	// The Go and process collectors: goroutines, GC, memory, RSS, fds.
+	for _, name := range []string{"go_goroutines", "go_gc_duration_seconds", "go_memstats_heap_alloc_bytes",
+		"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"} {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("runtime metric %s missing", name)
+		}
+	}
+	if v := fams.value(t, "process_resident_memory_bytes"); v <= 0 {
+		t.Errorf("RSS %v", v)
+	}
+}
+
+func TestRegistryCountsAndBuckets(t *testing.T) {
+	r := newRegistry()
+	c := r.counter("x_total", "X.", "l")
 	c.add(2, "a\"b\\c\nd")
+	c.inc("a\"b\\c\nd")
 	h := r.histogram("y_seconds", "Y.", []float64{0.1, 1})
 	h.observe(0.05)
 	h.observe(0.5)
 	h.observe(7)
-	var buf bytes.Buffer
-	r.writeTo(&buf)
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(&buf)
+	fams, err := r.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fams["x_total"].Metric[0].Label[0].GetValue(); got != "a\"b\\c\nd" {
-		t.Fatalf("label round trip: %q", got)
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
 	}
-	hist := fams["y_seconds"].Metric[0].GetHistogram()
+	m := byName["x_total"].Metric[0]
+	if m.Label[0].GetValue() != "a\"b\\c\nd" || m.GetCounter().GetValue() != 3 {
+		t.Fatalf("counter %v", m)
+	}
+	hist := byName["y_seconds"].Metric[0].GetHistogram()
 	if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 7.55 || hist.Bucket[0].GetCumulativeCount() != 1 || hist.Bucket[1].GetCumulativeCount() != 2 {
 		t.Fatalf("histogram %v", hist)
 	}

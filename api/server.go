@@ -61,7 +61,7 @@ type Config struct {
 	ModelName string
 	// RegistrationClosed makes POST /users admin-only.
 	RegistrationClosed bool
-	// BlockedWords are refused in prompts (nil → DefaultBlockedWords).
+	// BlockedWords are refused in prompts (nil → DefaultBlockedWords()).
 	BlockedWords []string
 
 	// BodyLimit caps request bodies (0 → 64 KiB); larger ones get 413.
@@ -125,7 +125,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.BlockedWords == nil {
-		c.BlockedWords = DefaultBlockedWords
+		c.BlockedWords = DefaultBlockedWords()
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 64 << 10

@@ -1,13 +1,14 @@
 package api
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gpt2d/auth"
 	"gpt2d/store"
@@ -15,7 +16,8 @@ import (
 
 // telemetry is the set of metrics GET /metrics exposes.
 type telemetry struct {
-	reg *registry
+	reg     *registry
+	handler fiber.Handler // promhttp over reg
 
 	requests     *counterVec   // method, route, status
 	latency      *histogramVec // method, route
@@ -36,7 +38,7 @@ var (
 // generator, or nil while the model loads; its Stats are read at scrape
 // time.
 func newTelemetry(engine func() Generator) *telemetry {
-	r := &registry{}
+	r := newRegistry()
 	t := &telemetry{
 		reg: r,
 		requests: r.counter("gpt2d_http_requests_total",
@@ -64,6 +66,10 @@ func newTelemetry(engine func() Generator) *telemetry {
 	for _, limit := range []string{limitRequestsPerMinute, limitTokensPerDay} {
 		t.rateLimited.init(limit)
 	}
+	// The text format (version 0.0.4) whatever the scraper asks for:
+	// what the hand-written exposition served, and what every scraper reads.
+	t.handler = adaptor.HTTPHandler(promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: false}))
 	stat := func(f func(g Generator) float64) func() float64 {
 		return func() float64 {
 			if g := engine(); g != nil {
@@ -156,12 +162,7 @@ func (s *Server) metrics(c *fiber.Ctx) error {
 		s.tel.authFailures.inc(reasonForbidden)
 		return newError(fiber.StatusForbidden, detailAdminRequired)
 	}
-	var buf bytes.Buffer
-	if err := s.tel.reg.writeTo(&buf); err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentType, contentTypeMetrics)
-	return c.Send(buf.Bytes())
+	return s.tel.handler(c)
 }
 
 // isMetricsToken reports, in constant time, whether token is the

@@ -377,3 +377,6 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// formatFloat writes a bound in a message the shortest way (2, 0.5).
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
