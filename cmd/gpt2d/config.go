@@ -44,6 +44,8 @@ type Config struct {
 	Registration    string        // --registration, GPT2D_REGISTRATION: open | closed
 	BlockedWords    string        // --blocked-words, GPT2D_BLOCKED_WORDS: file, one word per line
 	SignupsPerHour  int           // --signups-per-hour, GPT2D_SIGNUPS_PER_HOUR: self-registrations per client address
+	AllowedOrigins  []string      // --allowed-origins, GPT2D_ALLOWED_ORIGINS (comma-separated; CORS)
+	ChatTemplate    string        // --chat-template, GPT2D_CHAT_TEMPLATE: JSON file (api.ChatTemplate)
 
 	// Generation caps and per-role rate limits (0: unlimited)
 	MaxNewTokens      int           // --max-new-tokens, GPT2D_MAX_NEW_TOKENS
@@ -172,6 +174,8 @@ func (c *Config) bindServe(b *binder) {
 	b.str(&c.Registration, "registration", "GPT2D_REGISTRATION", "open", "open: anyone may register; closed: admins only")
 	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence"; an empty file disables the filter)`)
 	b.int(&c.SignupsPerHour, "signups-per-hour", "GPT2D_SIGNUPS_PER_HOUR", 20, "accounts one client address may register per hour (0: unlimited; admins are not counted)")
+	b.list(&c.AllowedOrigins, "allowed-origins", "GPT2D_ALLOWED_ORIGINS", `comma-separated browser origins (scheme://host[:port], or "*") that may call the API cross-origin (default none)`)
+	b.str(&c.ChatTemplate, "chat-template", "GPT2D_CHAT_TEMPLATE", "", `JSON file {"template": Go text/template over .Messages, "stop": [turn markers]} for /v1/chat/completions (default: a "User:"/"Assistant:" transcript)`)
 	b.int(&c.MaxNewTokens, "max-new-tokens", "GPT2D_MAX_NEW_TOKENS", 512, "most tokens one generation may ask for")
 	b.int(&c.MaxChoices, "max-choices", "GPT2D_MAX_CHOICES", 8, "most completions one /v1/completions request may ask for (prompts × n)")
 	b.int(&c.UserRPM, "user-requests-per-minute", "GPT2D_USER_REQUESTS_PER_MINUTE", 60, "generation requests per minute of a user (0: unlimited; admins override per user)")

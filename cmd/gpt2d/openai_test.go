@@ -18,8 +18,8 @@ const clientDir = "../../testdata/openai-client"
 
 // TestOfficialOpenAIClient builds the real gpt2d binary, serves the tiny
 // model with it, and points the official OpenAI Node.js client at it with
-// an API key: models.list, a completion, the same completion streamed, and
-// the client's typed errors.
+// an API key: models.list, a completion and a chat completion, each also
+// streamed, and the client's typed errors.
 func TestOfficialOpenAIClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -72,8 +72,11 @@ func TestOfficialOpenAIClient(t *testing.T) {
 	var summary struct {
 		Model, Text, Streamed string
 		Chunks                int
+		Chat, ChatStreamed    string
+		ChatChunks            int
 	}
-	if err := json.Unmarshal(out, &summary); err != nil || summary.Model != "gpt2-tiny" || summary.Text == "" || summary.Streamed != summary.Text {
+	if err := json.Unmarshal(out, &summary); err != nil || summary.Model != "gpt2-tiny" || summary.Text == "" || summary.Streamed != summary.Text ||
+		summary.ChatStreamed != summary.Chat || summary.ChatChunks < 3 {
 		t.Fatalf("client summary %s (%v)", out, err)
 	}
 	t.Logf("openai-node: %s", out)

@@ -69,6 +69,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var chat *api.ChatTemplate // nil: api's default
+	if cfg.ChatTemplate != "" {
+		if chat, err = api.LoadChatTemplate(cfg.ChatTemplate); err != nil {
+			return err
+		}
+	}
 	srv, err := api.New(api.Config{
 		Store:              db,
 		Auth:               svc,
@@ -89,6 +95,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		AdminLimits:        api.Limits{RequestsPerMinute: int64(cfg.AdminRPM), TokensPerDay: int64(cfg.AdminTokensPerDay)},
 		UsageFlushInterval: cfg.UsageFlush,
 		MetricsToken:       metricsToken,
+		ChatTemplate:       chat,
+		AllowedOrigins:     cfg.AllowedOrigins,
 	})
 	if err != nil {
 		return err

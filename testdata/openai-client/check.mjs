@@ -48,6 +48,58 @@ check(streamed === c.choices[0].text, 'streamed text equals the completion', { s
 check(finish === c.choices[0].finish_reason, 'streamed finish_reason', finish);
 check(usage && usage.completion_tokens === c.usage.completion_tokens, 'streamed usage', usage);
 
+// A chat completion: GPT-2 is a base model, so the server renders the
+// messages through its plain-text template and stops at the next turn.
+const chatParams = {
+  model,
+  messages: [
+    { role: 'system', content: 'You answer in one line.' },
+    { role: 'user', content: [{ type: 'text', text: 'What is the meaning of life?' }] },
+  ],
+  max_completion_tokens: 24,
+  seed: 3,
+  temperature: 0.9,
+  logprobs: true,
+  top_logprobs: 2,
+};
+const cc = await client.chat.completions.create(chatParams);
+check(cc.object === 'chat.completion' && cc.model === model && cc.id.startsWith('chatcmpl-'), 'chat completion object', cc);
+const reply = cc.choices[0];
+check(cc.choices.length === 1 && reply.index === 0 && reply.message.role === 'assistant' && typeof reply.message.content === 'string',
+  'chat message', cc.choices);
+check(['stop', 'length'].includes(reply.finish_reason), 'chat finish_reason', reply);
+check(cc.usage.prompt_tokens > 0 && cc.usage.total_tokens === cc.usage.prompt_tokens + cc.usage.completion_tokens, 'chat usage', cc.usage);
+check(reply.logprobs.content.length === cc.usage.completion_tokens &&
+  reply.logprobs.content.every((t) => t.logprob <= 0 && t.top_logprobs.length <= 2 && Array.isArray(t.bytes)), 'chat logprobs', reply.logprobs);
+check(!reply.message.content.includes('\nUser:'), 'reply stops at the next turn', reply.message.content);
+
+// The same chat, streamed: a role delta, content deltas, the finish, usage.
+const chatStream = await client.chat.completions.create({ ...chatParams, stream: true, stream_options: { include_usage: true } });
+let chatStreamed = '';
+let role = null;
+let chatFinish = null;
+let chatUsage = null;
+let chatChunks = 0;
+for await (const chunk of chatStream) {
+  chatChunks++;
+  check(chunk.object === 'chat.completion.chunk' && chunk.id.startsWith('chatcmpl-'), 'chat chunk object', chunk);
+  for (const ch of chunk.choices) {
+    if (ch.delta.role) role = ch.delta.role;
+    if (ch.delta.content) chatStreamed += ch.delta.content;
+    if (ch.finish_reason) chatFinish = ch.finish_reason;
+  }
+  if (chunk.usage) chatUsage = chunk.usage;
+}
+check(role === 'assistant', 'streamed role', role);
+check(chatStreamed === reply.message.content, 'streamed chat equals the chat completion', { chatStreamed, content: reply.message.content });
+check(chatFinish === reply.finish_reason, 'streamed chat finish_reason', chatFinish);
+check(chatUsage && chatUsage.completion_tokens === cc.usage.completion_tokens && chatUsage.prompt_tokens === cc.usage.prompt_tokens,
+  'streamed chat usage', chatUsage);
+
+// n choices and a stop string.
+const many = await client.chat.completions.create({ ...chatParams, n: 2, stop: ['.'], logprobs: false, top_logprobs: undefined });
+check(many.choices.length === 2 && many.choices.every((ch, i) => ch.index === i && !ch.message.content.includes('.')), 'n chat choices with stop', many.choices);
+
 // Errors come back as the client's typed errors.
 try {
   await client.completions.create({ ...params, model: 'gpt-4' });
@@ -68,4 +120,14 @@ try {
   check(e instanceof OpenAI.AuthenticationError && e.code === 'invalid_api_key', 'bad key error', String(e));
 }
 
-console.log(JSON.stringify({ model, text: c.choices[0].text, streamed, chunks, usage: c.usage, finish }));
+try {
+  await client.chat.completions.create({ ...chatParams, tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] });
+  check(false, 'tools refused', null);
+} catch (e) {
+  check(e instanceof OpenAI.BadRequestError && e.param === 'tools', 'tools error', String(e));
+}
+
+console.log(JSON.stringify({
+  model, text: c.choices[0].text, streamed, chunks, usage: c.usage, finish,
+  chat: reply.message.content, chatStreamed, chatChunks, chatUsage: cc.usage, chatFinish,
+}));
