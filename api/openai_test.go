@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"gpt2d/gpt2"
 )
 
 type completion struct {
@@ -229,4 +231,75 @@ func TestModels(t *testing.T) {
 	}
 	wantStatus(t, ts.get("/v1/models/gpt2-tiny", tok), 200)
 	wantStatus(t, ts.get("/v1/models/gpt-4", tok), 404)
+}
+
+func TestCompletionsLogprobsZeroAndPromptScoring(t *testing.T) {
+	ts := start(t)
+	ts.register("user", "userpassword", "", "")
+	tok := ts.login("user", "userpassword")
+
+	// logprobs: 0 gives each sampled token's logprob and no alternatives.
+	r := ts.postJSON("/v1/completions", tok, map[string]any{"model": "gpt2-tiny", "prompt": "Hello", "max_tokens": 5, "logprobs": 0, "seed": 2})
+	wantStatus(t, r, 200)
+	c := decodeCompletion(t, r.body)
+	lp := c.Choices[0].Logprobs
+	if lp == nil || len(lp.Tokens) != c.Usage.CompletionTokens || len(lp.TokenLogprobs) != len(lp.Tokens) {
+		t.Fatalf("logprobs 0: %s", r.body)
+	}
+	for i := range lp.Tokens {
+		if lp.TokenLogprobs[i] == nil || *lp.TokenLogprobs[i] > 0 || len(lp.TopLogprobs[i]) != 0 {
+			t.Fatalf("token %d: %v %v", i, lp.TokenLogprobs[i], lp.TopLogprobs[i])
+		}
+	}
+	// Streamed too.
+	body := map[string]any{"model": "gpt2-tiny", "prompt": "Hello", "max_tokens": 5, "logprobs": 0, "seed": 2, "stream": true}
+	resp := ts.openStream("/v1/completions", tok, body, nil)
+	streamedTokens := 0
+	for _, ev := range readEvents(t, resp.Body) {
+		if ev.data == "[DONE]" {
+			continue
+		}
+		for _, ch := range decodeCompletion(t, []byte(ev.data)).Choices {
+			if ch.Logprobs != nil {
+				streamedTokens += len(ch.Logprobs.Tokens)
+			}
+		}
+	}
+	resp.Body.Close()
+	if streamedTokens != c.Usage.CompletionTokens {
+		t.Fatalf("streamed %d token logprobs, want %d", streamedTokens, c.Usage.CompletionTokens)
+	}
+
+	// max_tokens 0 with echo scores the prompt and generates nothing.
+	prompt := "The sky is blue today"
+	ids := engine.Tokenize(prompt)
+	r = ts.postJSON("/v1/completions", tok, map[string]any{"model": "gpt2-tiny", "prompt": prompt, "max_tokens": 0, "echo": true, "logprobs": 2})
+	wantStatus(t, r, 200)
+	c = decodeCompletion(t, r.body)
+	ch := c.Choices[0]
+	if ch.Text != prompt || *ch.FinishReason != "length" || c.Usage.CompletionTokens != 0 || c.Usage.PromptTokens != len(ids) ||
+		len(ch.Logprobs.Tokens) != len(ids) || ch.Logprobs.TokenLogprobs[0] != nil {
+		t.Fatalf("prompt scoring: %s", r.body)
+	}
+	// The scores are the engine's, as Score gives them.
+	p, err := engine.Prepare(gpt2.Request{PromptIDs: ids, ScoreOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores, err := engine.Score(t.Context(), p, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(ids); i++ {
+		if got := *ch.Logprobs.TokenLogprobs[i]; got != scores[i].Logprob || len(ch.Logprobs.TopLogprobs[i]) != 2 {
+			t.Fatalf("token %d: %v, engine %v", i, got, scores[i].Logprob)
+		}
+	}
+	// Without logprobs it is the prompt echoed; without echo it is refused.
+	r = ts.postJSON("/v1/completions", tok, map[string]any{"model": "gpt2-tiny", "prompt": prompt, "max_tokens": 0, "echo": true})
+	if c := decodeCompletion(t, r.body); r.status != 200 || c.Choices[0].Text != prompt || c.Choices[0].Logprobs != nil {
+		t.Fatalf("echo only: %d %s", r.status, r.body)
+	}
+	r = ts.postJSON("/v1/completions", tok, map[string]any{"model": "gpt2-tiny", "prompt": prompt, "max_tokens": 0})
+	wantStatus(t, r, 400)
 }
