@@ -1,6 +1,7 @@
 package weights
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -26,6 +27,9 @@ type ConvertOptions struct {
 	DType DType
 	// Version is the gpt2d version recorded in the provenance.
 	Version string
+	// Context, if not nil, stops the conversion when it ends: Convert
+	// then returns its error and leaves no output behind.
+	Context context.Context
 }
 
 // Convert reads the Hugging Face GPT-2 directory from (config.json,
@@ -77,7 +81,11 @@ func Convert(from, out string, opts ConvertOptions) error {
 		meta[MetaDataSHA256] = dataSHA256
 		return nil
 	}
-	c := &converter{dt: dt, scales: map[string][]float32{}}
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	c := &converter{ctx: ctx, dt: dt, scales: map[string][]float32{}}
 	meta := src.metadata(dt, opts.Version)
 	specs := c.specs(src)
 	err = atomicWrite(out, func(f *os.File) error {
@@ -179,6 +187,7 @@ const chunkElems = 1 << 18
 // converter turns Hugging Face tensors into canonical ones, reusing its
 // buffers from one tensor to the next.
 type converter struct {
+	ctx    context.Context
 	dt     DType
 	scales map[string][]float32 // I8 row scales to write, by tensor name
 	rows   []float32            // decoded canonical rows
@@ -197,7 +206,7 @@ func (c *converter) specs(src *hfDir) []tensorSpec {
 		}
 		t := src.tensors[name]
 		specs = append(specs, tensorSpec{name, dt, shape, func(w io.Writer) error {
-			return c.write(w, name, t, shape, dt)
+			return c.write(ctxWriter{c.ctx, w}, name, t, shape, dt)
 		}})
 		if dt == I8 {
 			scale := name + ".scale"
@@ -216,6 +225,20 @@ func (c *converter) specs(src *hfDir) []tensorSpec {
 	// written just after it and held only meanwhile.
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs
+}
+
+// ctxWriter fails every Write once ctx has ended, so a long conversion
+// stops within one chunk of a cancellation.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // write writes canonical tensor name, of the given shape and output dtype,

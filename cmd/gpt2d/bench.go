@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -46,12 +45,20 @@ type benchResult struct {
 }
 
 // runBench implements `gpt2d bench`: llama-bench-like prefill and decode
-// throughput through the real Engine (continuous batching included).
-func runBench(args []string) error { return bench(os.Stdout, args) }
+// throughput through the real Engine (continuous batching included). It
+// stops when ctx ends (Ctrl-C).
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := bench(ctx, stdout, stderr, args)
+	if err != nil && ctx.Err() != nil {
+		return errInterrupted
+	}
+	return err
+}
 
-// bench is runBench writing to w.
-func bench(w io.Writer, args []string) error {
+// bench is runBench writing results to w.
+func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	model := fs.String("model", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
 	promptTokens := fs.Int("prompt-tokens", 512, "prompt length in tokens")
 	newTokens := fs.Int("new-tokens", 128, "tokens to generate per sequence")
@@ -59,7 +66,7 @@ func bench(w io.Writer, args []string) error {
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "kernel worker threads")
 	reps := fs.Int("reps", 5, "repetitions per configuration (medians are reported, with min and max)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var sizes []int
@@ -90,7 +97,7 @@ func bench(w io.Writer, args []string) error {
 	for _, b := range sizes {
 		var runs []benchResult
 		for r := 0; r < max(*reps, 1); r++ {
-			res, err := benchOnce(eng, b, *promptTokens, *newTokens, m.Config.VocabSize)
+			res, err := benchOnce(ctx, eng, b, *promptTokens, *newTokens, m.Config.VocabSize)
 			if err != nil {
 				return err
 			}
@@ -154,7 +161,7 @@ func summarize(runs []benchResult) benchResult {
 
 // benchOnce runs batch concurrent greedy generations and derives prefill
 // and decode rates from their timings.
-func benchOnce(eng *gpt2.Engine, batch, promptTokens, newTokens, vocab int) (benchResult, error) {
+func benchOnce(ctx context.Context, eng *gpt2.Engine, batch, promptTokens, newTokens, vocab int) (benchResult, error) {
 	var wg sync.WaitGroup
 	results := make([]*gpt2.Result, batch)
 	errs := make([]error, batch)
@@ -167,7 +174,7 @@ func benchOnce(eng *gpt2.Engine, batch, promptTokens, newTokens, vocab int) (ben
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = eng.Generate(context.Background(), gpt2.Request{PromptIDs: ids, MaxNewTokens: newTokens, IgnoreEOS: true}, nil)
+			results[i], errs[i] = eng.Generate(ctx, gpt2.Request{PromptIDs: ids, MaxNewTokens: newTokens, IgnoreEOS: true}, nil)
 		}()
 	}
 	wg.Wait()

@@ -2,14 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
 
 func TestBenchReportsThroughputAndBounds(t *testing.T) {
 	var out bytes.Buffer
-	err := bench(&out, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "8", "--new-tokens", "6",
+	err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "8", "--new-tokens", "6",
 		"--batch", "1,3", "--reps", "2", "--json"})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +31,7 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 			t.Errorf("implausible result: %+v", r)
 		}
 	}
-	if err := bench(&out, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "100", "--new-tokens", "100"}); err == nil {
+	if err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "100", "--new-tokens", "100"}); err == nil {
 		t.Error("prompt + new tokens beyond the context was accepted")
 	}
 }

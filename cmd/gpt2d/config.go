@@ -69,7 +69,13 @@ type Config struct {
 	AdminUsername string        // GPT2D_ADMIN_USERNAME only
 	AdminPassword string        // GPT2D_ADMIN_PASSWORD only
 
-	LogLevel string // --log-level, GPT2D_LOG_LEVEL: debug | info | warn | error
+	LogLevel  string // --log-level, GPT2D_LOG_LEVEL: debug | info | warn | error
+	LogFormat string // --log-format, GPT2D_LOG_FORMAT: json | text (default: text on a terminal, else json)
+
+	// First use
+	ModelsDir  string // --models-dir, GPT2D_MODELS_DIR: where --model NAME is fetched and converted
+	APIKey     string // GPT2D_API_KEY only
+	APIKeyFile string // --api-key-file, GPT2D_API_KEY_FILE
 }
 
 // binder declares flags whose defaults come from the environment.
@@ -139,7 +145,7 @@ func (b *binder) parse(args []string) error {
 	if len(b.errs) > 0 {
 		return errors.Join(b.errs...)
 	}
-	return b.fs.Parse(args)
+	return parseFlags(b.fs, args)
 }
 
 func (c *Config) bindStore(b *binder) {
@@ -154,10 +160,12 @@ func (c *Config) bindStore(b *binder) {
 func (c *Config) bindAuth(b *binder) {
 	b.int(&c.BcryptCost, "bcrypt-cost", "GPT2D_BCRYPT_COST", 11, "bcrypt work factor (10-31; 4 for tests only)")
 	b.str(&c.LogLevel, "log-level", "GPT2D_LOG_LEVEL", "info", "debug, info, warn or error; debug logs prompts")
+	b.str(&c.LogFormat, "log-format", "GPT2D_LOG_FORMAT", "", "json or text (default: text when stderr is a terminal, else json)")
 }
 
 func (c *Config) bindServe(b *binder) {
-	b.str(&c.Model, "model", "GPT2D_MODEL", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
+	b.str(&c.Model, "model", "GPT2D_MODEL", "models/gpt2.gpt2d", "converted weights file, Hugging Face checkpoint or cache directory, or a model name (gpt2, openai-community/gpt2, ...) fetched and converted on first use")
+	b.str(&c.ModelsDir, "models-dir", "GPT2D_MODELS_DIR", "models", "where models named by --model are fetched and converted")
 	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate and /v1/models")
 	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
@@ -253,11 +261,26 @@ func (c *Config) metricsToken() (string, error) {
 	return tok, nil
 }
 
-// newLogger returns the JSON logger all subcommands write to w.
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger returns the logger all subcommands write to w: format is
+// "json" (one object a line, for collectors), "text" (key=value, for
+// people), or "" for text when w is a terminal and JSON otherwise.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }

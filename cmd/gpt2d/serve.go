@@ -21,7 +21,7 @@ import (
 // SIGINT). Shutdown stops accepting connections, lets in-flight requests
 // — generations included — finish within --shutdown-timeout, stops the
 // engine, and closes the store last.
-func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
 	var cfg Config
 	b := newBinder("serve", os.Getenv, stderr)
 	cfg.bindStore(b)
@@ -33,7 +33,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, stderr)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if err := bootstrapAdmin(svc, db, cfg, log); err != nil {
+		return err
+	}
+	if stopLocal, err := serveLocal(ctx, cfg.Data, svc, db, log); err != nil {
+		log.Warn("gpt2d users will not work while the server runs", "err", err)
+	} else {
+		defer stopLocal()
+	}
+	if err := firstAdmin(ctx, svc, db, cfg, stdin, stderr, log); err != nil {
 		return err
 	}
 	words, err := blockedWords(cfg.BlockedWords)
@@ -118,7 +126,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	loading := make(chan loaded, 1)
 	go func() {
 		start := time.Now()
-		m, err := gpt2.LoadWithOptions(cfg.Model, gpt2.Options{Threads: cfg.Threads})
+		m, err := loadServeModel(ctx, cfg, stderr, log)
 		took := time.Since(start)
 		if err == nil {
 			log.Info("model loaded", "path", cfg.Model, "name", m.Name, "seconds", took.Seconds())

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"bufio"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,10 +21,15 @@ import (
 // runUsers implements `gpt2d users create|list`. It opens the store
 // directly, so it runs while the server is stopped; against a running
 // server use the API (POST /users with an admin token).
-func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	const usage = "usage: gpt2d users create --username NAME [--role user|admin] | users list"
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: gpt2d users create --username NAME [--role user|admin] | users list")
-		return flag.ErrHelp
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, usage)
+		return nil
 	}
 	var cfg Config
 	b := newBinder("users "+args[0], os.Getenv, stderr)
@@ -44,7 +49,8 @@ func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return listUsers(cfg, stdout)
 	}
-	return fmt.Errorf("users: unknown command %q", args[0])
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("%w: users: unknown command %q", errUsage, args[0])
 }
 
 func createUser(cfg Config, username string, role store.Role, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -54,7 +60,21 @@ func createUser(cfg Config, username string, role store.Role, stdin io.Reader, s
 	if !role.Valid() {
 		return fmt.Errorf("users create: --role %q: want user or admin", role)
 	}
-	db, err := openForCLI(cfg.Data)
+	db, err := openStoreForCLI(cfg.Data, false)
+	if errors.Is(err, store.ErrLocked) {
+		// gpt2d serve holds the store: ask it, over its local socket.
+		password, err := readPassword(stdin, stderr)
+		if err != nil {
+			return err
+		}
+		var u localUser
+		err = newLocalClient(cfg.Data).do("POST", "/users", localCreate{username, password, role}, &u)
+		if err != nil {
+			return fmt.Errorf("users create: %w", socketHint(err, cfg.Data))
+		}
+		fmt.Fprintf(stdout, "created %s %q (id %d) through the running server\n", u.Role, u.Username, u.ID)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -71,15 +91,10 @@ func createUser(cfg Config, username string, role store.Role, stdin io.Reader, s
 	if err != nil {
 		return err
 	}
-	if err := svc.Policy().Check(password); err != nil {
-		return fmt.Errorf("users create: %w", err)
-	}
-	u, err := svc.Register(username, password, role)
+	u, err := createAccount(svc, db, username, password, role, "cli")
 	if err != nil {
 		return fmt.Errorf("users create: %w", err)
 	}
-	db.AppendAudit(&store.Event{Time: time.Now().UTC(), Action: "user.register", Actor: "cli", Target: u.Username,
-		Detail: map[string]any{"user_id": u.ID, "role": u.Role}})
 	fmt.Fprintf(stdout, "created %s %q (id %d)\n", u.Role, u.Username, u.ID)
 	return nil
 }
@@ -114,14 +129,24 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 }
 
 func listUsers(cfg Config, stdout io.Writer) error {
+	var users []localUser
 	db, err := openStoreForCLI(cfg.Data, true)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		if err := newLocalClient(cfg.Data).do("GET", "/users", nil, &users); err != nil {
+			return fmt.Errorf("users list: %w", socketHint(err, cfg.Data))
+		}
+	case err != nil:
 		return err
-	}
-	defer db.Close()
-	users, err := db.ListUsers(0, 1<<31-1)
-	if err != nil {
-		return err
+	default:
+		defer db.Close()
+		all, err := db.ListUsers(0, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		for _, u := range all {
+			users = append(users, toLocalUser(&u))
+		}
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tUSERNAME\tROLE\tDISABLED\tCREATED")
@@ -136,6 +161,18 @@ func openForCLI(spec string) (store.Store, error) { return openStoreForCLI(spec,
 func lockedHint(err error) error {
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w (is gpt2d serve running? stop it, or use the HTTP API)", err)
+	}
+	return err
+}
+
+// socketHint explains a store held by a server whose local socket did
+// not answer (an older gpt2d, or a socket path too long) and says what to
+// do instead.
+func socketHint(err error, data string) error {
+	if errors.Is(err, errNoLocalServer) {
+		return fmt.Errorf("%s is in use by a running gpt2d serve, which does not answer on %s (%v): "+
+			"create the account through its API instead (curl -X POST $H/users with an admin's token, "+
+			"see the README), or stop the server and run this again", data, socketPath(data), err)
 	}
 	return err
 }

@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/term"
 
 	"gpt2d/weights"
 	"gpt2d/weights/hub"
@@ -32,11 +28,10 @@ sent as a bearer token if set). convert writes gpt2d's memory-mappable
 weights file; verify checks one against its recorded checksum.
 `
 
-// runWeights runs "gpt2d weights ...": fetch, convert or verify.
-func runWeights(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return weightsCmd(ctx, args, os.Stdout, os.Stderr, os.Getenv, term.IsTerminal(int(os.Stderr.Fd())))
+// runWeights runs "gpt2d weights ...": fetch, convert or verify. They stop
+// when ctx ends (Ctrl-C), leaving no partial file behind.
+func runWeights(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return weightsCmd(ctx, args, stdout, stderr, os.Getenv, isTerminal(stderr))
 }
 
 // weightsCmd is runWeights with its surroundings passed in: getenv reads
@@ -44,13 +39,13 @@ func runWeights(args []string) error {
 func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, tty bool) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, weightsUsage)
-		return flag.ErrHelp
+		return errUsage
 	}
 	switch args[0] {
 	case "fetch":
 		return weightsFetch(ctx, args[1:], stdout, stderr, getenv, tty)
 	case "convert":
-		return weightsConvert(args[1:], stdout, stderr)
+		return weightsConvert(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return weightsVerify(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -58,7 +53,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		return nil
 	}
 	fmt.Fprintf(stderr, "gpt2d weights: unknown command %q\n\n%s", args[0], weightsUsage)
-	return flag.ErrHelp
+	return errUsage
 }
 
 func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, tty bool) error {
@@ -68,7 +63,7 @@ func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	model := fs.String("model", "", "model name instead of --repo: gpt2, distilgpt2, gpt2-medium, gpt2-large, gpt2-xl")
 	revision := fs.String("revision", "main", "branch, tag or commit")
 	dir := fs.String("dir", "", "directory to download into (default models/NAME)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -103,6 +98,9 @@ func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	c := &hub.Client{Endpoint: getenv("HF_ENDPOINT"), Token: token, Progress: stderr, Terminal: tty}
 	fmt.Fprintf(stderr, "fetching %s@%s from %s into %s\n", *repo, *revision, c.BaseURL(), *dir)
 	si, err := c.FetchModel(ctx, *repo, *revision, *dir)
+	if err != nil && ctx.Err() != nil {
+		return errInterrupted
+	}
 	if err != nil {
 		return fmt.Errorf("weights fetch: %w", err)
 	}
@@ -118,13 +116,13 @@ func weightsFetch(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	return nil
 }
 
-func weightsConvert(args []string, stdout, stderr io.Writer) error {
+func weightsConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gpt2d weights convert", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	from := fs.String("from", "", "Hugging Face model directory (config.json, model.safetensors, tokenizer)")
 	out := fs.String("out", "", "weights file to write (default: the directory's path + .gpt2d)")
 	dtypeName := fs.String("dtype", "f32", "matrix element type: f32, bf16, f16 or int8")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -143,7 +141,10 @@ func weightsConvert(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "converting %s to %s (%s matrices)\n", *from, *out, dt)
 	start := time.Now()
-	if err := weights.Convert(*from, *out, weights.ConvertOptions{DType: dt, Version: weightsVersion()}); err != nil {
+	if err := weights.Convert(*from, *out, weights.ConvertOptions{DType: dt, Version: weightsVersion(), Context: ctx}); err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
 		return fmt.Errorf("weights convert: %w", err)
 	}
 	size := int64(0)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,7 +22,7 @@ var weightsTinyDir = filepath.Join("..", "..", "testdata", "gpt2-tiny")
 
 func TestRunWeightsConvertsAndVerifies(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tiny.gpt2d")
-	if err := runWeights([]string{"convert", "--from", weightsTinyDir, "--out", out, "--dtype", "bf16"}); err != nil {
+	if err := runWeights(context.Background(), []string{"convert", "--from", weightsTinyDir, "--out", out, "--dtype", "bf16"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	ck, err := weights.Load(out)
@@ -32,7 +33,7 @@ func TestRunWeightsConvertsAndVerifies(t *testing.T) {
 	if ck.DType != weights.BF16 || ck.Metadata[weights.MetaGPT2DVersion] == "" {
 		t.Errorf("dtype %s, metadata %v", ck.DType, ck.Metadata[weights.MetaGPT2DVersion])
 	}
-	if err := runWeights([]string{"verify", out}); err != nil {
+	if err := runWeights(context.Background(), []string{"verify", out}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 }
