@@ -17,7 +17,7 @@ dtypes=("$@")
 
 if [ ! -f "$SRC/model.safetensors" ]; then
 	echo "writing a random-weight 124M checkpoint to $SRC"
-	CGO_ENABLED=0 go run ./weights/internal/randomgpt2 -out "$SRC"
+	"$BIN" random-checkpoint --config gpt2 --dtype f32 --seed 1 "$SRC"
 fi
 for dt in "${dtypes[@]}"; do
 	f=$DIR/random-124M-$dt.gpt2d
