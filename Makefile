@@ -4,7 +4,7 @@ export CGO_ENABLED := 0
 MODEL      ?= gpt2
 MODELS_DIR ?= models
 MODEL_FILE ?= $(MODELS_DIR)/$(MODEL).gpt2d
-ADDR       ?= :8000
+ADDR       ?= 127.0.0.1:8000
 DATA       ?= data/gpt2d.db
 BIN        := bin/gpt2d
 
@@ -32,9 +32,14 @@ race:
 weights: build
 	MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/setup-weights.sh $(MODEL)
 
-run: build
-	@test -f $(MODEL_FILE) || MODELS_DIR='$(MODELS_DIR)' GPT2D='$(BIN)' bash scripts/setup-weights.sh $(MODEL)
-	$(BIN) serve --model $(MODEL_FILE) --addr $(ADDR) --data $(DATA)
+# Serve MODEL on ADDR. The port is checked first, so a busy port fails in
+# a second rather than after a build and a download; a missing
+# $(MODEL_FILE) is fetched and converted by the server on first use
+# (/health answers 503 meanwhile).
+run:
+	@bash scripts/check-port.sh '$(ADDR)'
+	@$(MAKE) --no-print-directory build
+	$(BIN) serve --model $(if $(wildcard $(MODEL_FILE)),$(MODEL_FILE),$(MODEL)) --models-dir $(MODELS_DIR) --addr $(ADDR) --data $(DATA)
 
 # Go micro-benchmarks of the kernels and the forward pass, then `gpt2d
 # bench` on random 124M checkpoints (f32, bf16, int8) with bounds.
