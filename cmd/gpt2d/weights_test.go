@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +73,7 @@ func TestWeightsUsageErrors(t *testing.T) {
 		if err == nil {
 			t.Errorf("%q: no error", args)
 		}
-		if i < 2 && !errors.Is(err, flag.ErrHelp) {
+		if i < 2 && !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want usage", args, err)
 		}
 	}
