@@ -156,8 +156,6 @@ func listUsers(cfg Config, stdout io.Writer) error {
 	return w.Flush()
 }
 
-func openForCLI(spec string) (store.Store, error) { return openStoreForCLI(spec, false) }
-
 func lockedHint(err error) error {
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w (is gpt2d serve running? stop it, or use the HTTP API)", err)
