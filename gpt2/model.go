@@ -132,6 +132,18 @@ func (m *Model) Close() error {
 	return m.ck.Close()
 }
 
+// WeightBytes returns the bytes of weights one decode step reads: every
+// layer's matrices and the LM head (the embedding rows read are few),
+// with the int8 matrices' scales.
+func (m *Model) WeightBytes() int64 {
+	size := func(l *Linear) int64 { return int64(l.W.MemSize()) + 4*int64(len(l.Scale)) }
+	total := size(m.wte)
+	for _, b := range m.layers {
+		total += size(b.attn) + size(b.proj) + size(b.fc) + size(b.fcProj)
+	}
+	return total
+}
+
 // viewer wraps checkpoint tensors as *tensor.Dense views of their data
 // (no copy), each checked against its canonical shape, remembering the
 // first error so building the model reads straight through. Every later

@@ -332,15 +332,16 @@ func TestModelRefusesMisshapenTensors(t *testing.T) {
 		{"int8 without scales", weights.I8, "h.0.attn.c_proj.weight.scale", func(ck *weights.Checkpoint) { delete(ck.Tensors, "h.0.attn.c_proj.weight.scale") }},
 		{"int8 scales of the wrong length", weights.I8, "wte", reshape("wte.scale", 50256)},
 	}
+	for _, dt := range []weights.DType{weights.F32, weights.BF16, weights.I8} {
+		m, err := FromCheckpoint(randomCheckpoint(t, cfg, dt), Options{Threads: 1})
+		if err != nil {
+			t.Fatalf("unchanged %s checkpoint: %v", dt, err)
+		}
+		m.Close()
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ck := randomCheckpoint(t, cfg, c.dtype)
-			if m, err := FromCheckpoint(ck, Options{Threads: 1}); err != nil {
-				t.Fatalf("unchanged checkpoint: %v", err)
-			} else {
-				m.pool.Close()
-			}
-			ck = randomCheckpoint(t, cfg, c.dtype)
 			c.change(ck)
 			m, err := FromCheckpoint(ck, Options{Threads: 1})
 			if err == nil {
@@ -351,5 +352,30 @@ func TestModelRefusesMisshapenTensors(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, c.tensor)
 			}
 		})
+	}
+}
+
+// TestWeightBytesCountsTheMatrices: a decode step reads every matrix once,
+// in its stored width (int8 with its row scales).
+func TestWeightBytesCountsTheMatrices(t *testing.T) {
+	cfg := weights.Config{
+		NLayer: 2, NHead: 2, NEmbd: 8, NPositions: 16, VocabSize: 50257,
+		LayerNormEpsilon: 1e-5, ActivationFunction: "gelu_new", BOSTokenID: 50256, EOSTokenID: 50256,
+	}
+	V, C, F, L := int64(cfg.VocabSize), int64(cfg.NEmbd), int64(cfg.Inner()), int64(cfg.NLayer)
+	elems := V*C + L*(3*C*C+C*C+F*C+C*F)
+	rows := V + L*(3*C+C+F+C)
+	for _, c := range []struct {
+		dtype weights.DType
+		want  int64
+	}{{weights.F32, 4 * elems}, {weights.BF16, 2 * elems}, {weights.I8, elems + 4*rows}} {
+		m, err := FromCheckpoint(randomCheckpoint(t, cfg, c.dtype), Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.WeightBytes(); got != c.want {
+			t.Errorf("%s: WeightBytes = %d, want %d", c.dtype, got, c.want)
+		}
+		m.Close()
 	}
 }

@@ -72,22 +72,3 @@ func MeasureRoofline(threads int) Roofline {
 	}
 	return r
 }
-
-// WeightBytes returns the bytes of weights one decode step reads: every
-// layer's matrices and the LM head (the embedding rows read are few).
-func (m *Model) WeightBytes() int64 {
-	size := func(l *Linear) int64 {
-		switch l.Type {
-		case WeightF32:
-			return 4 * int64(len(l.F32))
-		case WeightBF16, WeightF16:
-			return 2 * int64(len(l.U16))
-		}
-		return int64(len(l.I8)) + 4*int64(len(l.Scale))
-	}
-	total := size(m.wte)
-	for _, b := range m.layers {
-		total += size(b.attn) + size(b.proj) + size(b.fc) + size(b.fcProj)
-	}
-	return total
-}
