@@ -108,7 +108,7 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 		heads: c.NHead, eps: c.LayerNormEpsilon, erf: c.ActivationFunction == "gelu",
 		pool: m.pool,
 	}
-	a.scores = layerViews(buf(m.pool.Size()*4, P))
+	a.scores = rowViews(buf(m.pool.Size()*4, P))
 	a.normFn, a.geluFn, a.attnFn = a.normRows, a.geluRows, a.attentionParts
 	return a
 }

@@ -25,11 +25,12 @@ func (m *Model) NewKVCache() *KVCache {
 	L, H, P, D := c.NLayer, c.NHead, c.NPositions, c.HeadDim()
 	k := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, H, P, D))
 	v := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, H, D, P))
-	return &KVCache{k: k, v: v, kl: layerViews(k), vl: layerViews(v), ctx: k.Shape()[2]}
+	return &KVCache{k: k, v: v, kl: rowViews(k), vl: rowViews(v), ctx: k.Shape()[2]}
 }
 
-// layerViews returns the backing slices of t's views along its first axis.
-func layerViews(t *tensor.Dense) [][]float32 {
+// rowViews returns the backing slices of t[i], the views along its first
+// axis (a KV cache's layers, a scratch tensor's rows), made once.
+func rowViews(t *tensor.Dense) [][]float32 {
 	views := make([][]float32, t.Shape()[0])
 	for l := range views {
 		view, err := t.Slice(tensor.S(l))
