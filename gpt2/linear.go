@@ -57,7 +57,7 @@ func linearOf(name string, typ WeightType, w, scale, bias *tensor.Dense) (*Linea
 		return nil, fmt.Errorf("tensor %s: element type %v, want %v", name, w.Dtype(), want)
 	}
 	vector := func(t *tensor.Dense, what string) ([]float32, error) {
-		if t.Dtype() != tensor.Float32 || !t.Shape().Eq(tensor.Shape{l.Out}) {
+		if t.Dtype() != tensor.Float32 || t.Dims() != 1 || t.Shape()[0] != l.Out {
 			return nil, fmt.Errorf("tensor %s %s: %v of shape %v, want float32 of (%d)", name, what, t.Dtype(), t.Shape(), l.Out)
 		}
 		return t.Float32s(), nil

@@ -156,7 +156,7 @@ type viewer struct {
 
 // dense returns the named tensor as a Dense of its element type with its
 // checkpoint shape, after checking that shape against the canonical one
-// and the element type against want.
+// (exactly: (n) is not (1, n)) and the element type against want.
 func (v *viewer) dense(name string, want ...weights.DType) *tensor.Dense {
 	if v.err != nil {
 		return nil
@@ -173,6 +173,12 @@ func (v *viewer) dense(name string, want ...weights.DType) *tensor.Dense {
 	if !slices.Contains(want, t.DType) {
 		return fail("dtype %s, want one of %v", t.DType, want)
 	}
+	if shape, ok := v.shapes[name]; ok && !slices.Equal(t.Shape, shape) {
+		return fail("shape %v, want %v", t.Shape, shape)
+	}
+	if len(t.Shape) == 0 {
+		return fail("a scalar, want an array")
+	}
 	var backing any
 	switch t.DType {
 	case weights.F32:
@@ -185,11 +191,7 @@ func (v *viewer) dense(name string, want ...weights.DType) *tensor.Dense {
 	if err != nil {
 		return fail("%v", err)
 	}
-	d := tensor.New(tensor.WithShape(t.Shape...), tensor.WithBacking(backing))
-	if shape, ok := v.shapes[name]; ok && !d.Shape().Eq(tensor.Shape(shape)) {
-		return fail("shape %v, want %v", d.Shape(), shape)
-	}
-	return d
+	return tensor.New(tensor.WithShape(t.Shape...), tensor.WithBacking(backing))
 }
 
 // f32 returns the named F32 tensor.

@@ -89,6 +89,11 @@ func openConverted(path string) (*Checkpoint, error) {
 	return ck, nil
 }
 
+// parseConverted checks a mapped gpt2d weights file, in order: the
+// header, gpt2d's format marker and version, the data section's extent and
+// alignment, the config, the matrix dtype, the tokenizer, and every
+// canonical tensor; it returns the checkpoint over the mapped data. Errors
+// wrap ErrNotConverted, ErrFormatVersion or ErrCorrupt.
 func parseConverted(path string, data []byte) (*Checkpoint, error) {
 	if len(data) < 8 || !bytes.HasPrefix(data[8:], formatPrefix[:1]) {
 		return nil, fmt.Errorf("%w: it does not begin with a safetensors header; make one with `gpt2d weights convert`", ErrNotConverted)
@@ -124,27 +129,34 @@ func parseConverted(path string, data []byte) (*Checkpoint, error) {
 	if !isMatrixDType(dt) {
 		return nil, fmt.Errorf("%w: matrix dtype %q is not one of F32, BF16, F16, I8", ErrCorrupt, dt)
 	}
-	ck := &Checkpoint{
-		Config:   cfg,
-		Name:     meta[MetaName],
-		DType:    dt,
-		Source:   path,
-		Tensors:  map[string]Tensor{},
-		Metadata: map[string]string{},
-	}
+	ck := &Checkpoint{Config: cfg, Name: meta[MetaName], DType: dt, Source: path}
 	if ck.Name == "" {
 		ck.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
+	if err := ck.takeMetadata(meta); err != nil {
+		return nil, err
+	}
+	if ck.Tensors, err = canonicalTensors(f, cfg, dt); err != nil {
+		return nil, err
+	}
+	return ck, nil
+}
+
+// takeMetadata sets the checkpoint's tokenizer from a converted file's
+// metadata (tokenizer.json, else vocab.json and merges.txt) and keeps the
+// rest of it as Metadata.
+func (ck *Checkpoint) takeMetadata(meta map[string]string) error {
 	if s, ok := meta[MetaTokenizerJSON]; ok {
 		ck.TokenizerJSON = []byte(s)
 	} else {
 		v, okv := meta[MetaVocabJSON]
 		m, okm := meta[MetaMerges]
 		if !okv || !okm {
-			return nil, fmt.Errorf("%w: no tokenizer in the metadata", ErrCorrupt)
+			return fmt.Errorf("%w: no tokenizer in the metadata", ErrCorrupt)
 		}
 		ck.VocabJSON, ck.Merges = []byte(v), []byte(m)
 	}
+	ck.Metadata = map[string]string{}
 	for k, v := range meta {
 		switch k {
 		case MetaTokenizerJSON, MetaVocabJSON, MetaMerges:
@@ -152,6 +164,14 @@ func parseConverted(path string, data []byte) (*Checkpoint, error) {
 			ck.Metadata[k] = v
 		}
 	}
+	return nil
+}
+
+// canonicalTensors returns every canonical tensor of cfg from f, each
+// checked for its dtype (dt for the matrices, with their F32 scales for
+// I8; F32 for the rest), shape and alignment.
+func canonicalTensors(f *File, cfg Config, dt DType) (map[string]Tensor, error) {
+	tensors := map[string]Tensor{}
 	for name, shape := range CanonicalShapes(cfg) {
 		want := F32
 		if isMatrix(name) {
@@ -161,16 +181,16 @@ func parseConverted(path string, data []byte) (*Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		ck.Tensors[name] = t
+		tensors[name] = t
 		if want == I8 {
 			s, err := checkTensor(f, name+".scale", F32, shape[:1])
 			if err != nil {
 				return nil, err
 			}
-			ck.Tensors[s.Name] = s
+			tensors[s.Name] = s
 		}
 	}
-	return ck, nil
+	return tensors, nil
 }
 
 // checkTensor returns f's tensor name if it has the dtype and shape wanted
