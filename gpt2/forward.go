@@ -120,7 +120,7 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 //
 // Every operation reads and writes the first n rows of its operands.
 func (m *Model) forward(a *activations, steps []step) error {
-	n, nLogits, err := a.plan(steps, m.Config.VocabSize)
+	n, nLogits, err := a.plan(steps, m.wte.Out) // wte is (V, C)
 	if err != nil {
 		return err
 	}
