@@ -144,18 +144,25 @@ func avx512Dot2I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw
 }
 
 func avx512Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool) {
-	_ = c[11*ldc+31]
-	_ = a[11*lda+kc-1]
-	_ = b[kc*32-1]
+	bp, ad := tileCheck(12, 32, c, ldc, a, lda, b, kc, bias, add)
+	tile12x32AVX512(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
+}
+
+// tileCheck checks the operands of an mr×nr GEMM micro-kernel call (the
+// kernels.tile contract) and returns the bias pointer (nil for no bias)
+// and add as the assembly takes it.
+func tileCheck(mr, nr int, c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool) (*float32, int) {
+	_ = c[(mr-1)*ldc+nr-1]
+	_ = a[(mr-1)*lda+kc-1]
+	_ = b[kc*nr-1]
 	var bp *float32
 	if bias != nil {
-		bp = &bias[:32][0]
+		bp = &bias[:nr][0]
 	}
-	var ad int
 	if add {
-		ad = 1
+		return bp, 1
 	}
-	tile12x32AVX512(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
+	return bp, 0
 }
 
 // avx512Rows1 streams float32 and bf16 rows with the AVX2 kernel: on Zen 4

@@ -114,17 +114,7 @@ func avx2Dot4I8(out []float32, ldo int, x []float32, ldx, m int, w []int8, ldw, 
 }
 
 func avx2Tile(c []float32, ldc int, a []float32, lda int, b []float32, kc int, bias []float32, add bool) {
-	_ = c[5*ldc+15]
-	_ = a[5*lda+kc-1]
-	_ = b[kc*16-1]
-	var bp *float32
-	if bias != nil {
-		bp = &bias[:16][0]
-	}
-	var ad int
-	if add {
-		ad = 1
-	}
+	bp, ad := tileCheck(6, 16, c, ldc, a, lda, b, kc, bias, add)
 	tile6x16AVX2(&c[0], ldc, &a[0], lda, &b[0], kc, bp, ad)
 }
 
