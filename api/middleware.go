@@ -72,7 +72,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		c.Locals(localsMetricsToken, true)
 		return c.Next()
 	}
-	if !auth.IsAPIKey(token) {
+	if !auth.IsAPIKey(token) && !s.auth.IsLocalKey(token) {
 		return s.jwt(c)
 	}
 	u, k, err := s.auth.AuthenticateKey(token)

@@ -85,7 +85,7 @@ func (s *Service) CreateAPIKey(owner *store.User, name string, scopes []store.Sc
 // and expired keys, and keys of deleted or disabled users, give a
 // *TokenError. The stored hash is compared in constant time.
 func (s *Service) AuthenticateKey(key string) (*store.User, *store.APIKey, error) {
-	if len(key) != keyLen || !IsAPIKey(key) {
+	if (len(key) != keyLen || !IsAPIKey(key)) && !s.IsLocalKey(key) {
 		return nil, nil, tokenError(ReasonMalformed, "not an API key")
 	}
 	hash := hashKey(key)

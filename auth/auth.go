@@ -119,6 +119,7 @@ type Service struct {
 	validator *jwt.Validator
 	logins    *loginThrottle
 	hashing   chan struct{} // semaphore: one token per running bcrypt
+	localKey  []byte        // SHA-256 of the local key (InstallLocalKey); set before serving, then read-only
 }
 
 // New returns a Service that signs tokens with key (at least MinKeyBytes).

@@ -185,28 +185,27 @@ func TestTokenizeEncodesDecodesAndShowsPieces(t *testing.T) {
 	sc := bufio.NewScanner(strings.NewReader(r.stdout))
 	for sc.Scan() {
 		var pc struct {
-			ID         int
-			Piece      string
-			Bytes      []int
-			Start, End int
+			ID      int
+			Piece   any
+			Bytes   []int
+			Offsets [2]int
 		}
 		if err := json.Unmarshal(sc.Bytes(), &pc); err != nil {
 			t.Fatalf("%q: %v", sc.Text(), err)
 		}
-		if pc.Bytes != nil {
-			for _, b := range pc.Bytes {
-				all = append(all, byte(b))
-			}
-		} else {
-			all = append(all, pc.Piece...)
-			if got := string(runes[pc.Start:pc.End]); got != pc.Piece {
-				t.Errorf("piece %q spans %q", pc.Piece, got)
+		for _, b := range pc.Bytes {
+			all = append(all, byte(b))
+		}
+		if text, ok := pc.Piece.(string); ok {
+			if got := string(runes[pc.Offsets[0]:pc.Offsets[1]]); got != text {
+				t.Errorf("piece %q spans %q", text, got)
 			}
 		}
-		if pc.Start > last || pc.End <= pc.Start {
+		start, end := pc.Offsets[0], pc.Offsets[1]
+		if start > last || end <= start {
 			t.Errorf("piece %+v leaves a gap after character %d", pc, last)
 		}
-		last = pc.End
+		last = end
 	}
 	if string(all) != text || last != len(runes) {
 		t.Fatalf("pieces give %q up to %d, want %q", all, last, text)
@@ -509,4 +508,53 @@ func itoa(v ...int) string {
 		return strings.Trim(string(b), "[]")
 	}
 	return string(b)
+}
+
+func TestLocalAPIKeyActsAsTheBootstrapAdmin(t *testing.T) {
+	dir := t.TempDir()
+	start := func(env []string, extra ...string) *server {
+		args := append([]string{"serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "gpt2d.db"}, extra...)
+		cmd := exec.Command(gpt2dBinary(t), args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), append([]string{"GPT2D_BCRYPT_COST=4"}, env...)...)
+		return serve(t, cmd)
+	}
+	get := func(s *server, path, key string) int {
+		code, _ := s.call(t, "GET", path, key, "")
+		return code
+	}
+	const key = "sk-local-0123456789abcdef"
+	s := start([]string{"GPT2D_API_KEY=" + key})
+	for _, path := range []string{"/v1/models", "/admin/users", "/users/me"} {
+		if code := get(s, path, key); code != 200 {
+			t.Errorf("GET %s with the local key: %d", path, code)
+		}
+	}
+	if code := get(s, "/v1/models", key+"x"); code != 401 {
+		t.Errorf("a wrong key: %d", code)
+	}
+	if _, body := s.call(t, "GET", "/users/me", key, ""); !strings.Contains(body, `"role":"admin"`) {
+		t.Errorf("the key's owner: %s", body)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+
+	// A new key from a file replaces the old one.
+	file := filepath.Join(dir, "api-key")
+	os.WriteFile(file, []byte("another-local-key-0123456789\n"), 0o600)
+	s = start(nil, "--api-key-file", file)
+	if code := get(s, "/v1/models", "another-local-key-0123456789"); code != 200 {
+		t.Errorf("key from the file: %d", code)
+	}
+	if code := get(s, "/v1/models", key); code != 401 {
+		t.Errorf("the replaced key: %d", code)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+
+	for _, bad := range []string{"short", "aaaaaaaaaa.bbbbbbbbbb.cccccccccc"} {
+		r := runBin(t, dir, "", []string{"GPT2D_API_KEY=" + bad}, "serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "gpt2d.db")
+		if r.code != 1 || !strings.Contains(r.stderr, "local API key") {
+			t.Errorf("key %q: exit %d %s", bad, r.code, r.stderr)
+		}
+	}
 }

@@ -199,6 +199,8 @@ func (c *Config) bindServe(b *binder) {
 	c.AdminUsername = b.getenv("GPT2D_ADMIN_USERNAME")
 	c.AdminPassword = b.getenv("GPT2D_ADMIN_PASSWORD")
 	c.MetricsToken = b.getenv("GPT2D_METRICS_TOKEN")
+	b.str(&c.APIKeyFile, "api-key-file", "GPT2D_API_KEY_FILE", "", "file holding a local API key (any string of ≥ 16 bytes) with the bootstrap admin's rights, as llama-server's --api-key; else GPT2D_API_KEY")
+	c.APIKey = b.getenv("GPT2D_API_KEY")
 }
 
 func (c *Config) bindKeyFile(b *binder) {
@@ -240,6 +242,19 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// apiKey returns the local API key: the file's content if --api-key-file
+// is set, else GPT2D_API_KEY, else none.
+func (c *Config) apiKey() (string, error) {
+	if c.APIKeyFile == "" {
+		return c.APIKey, nil
+	}
+	b, err := os.ReadFile(c.APIKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("api key file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // metricsToken returns the /metrics bearer token: the file's content if

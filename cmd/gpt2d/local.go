@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,4 +256,54 @@ func firstAdmin(ctx context.Context, svc *auth.Service, db store.Store, cfg Conf
 	log.Warn("no admin account yet; make one now, while the server runs, with: gpt2d users create --data "+cfg.Data+" --username NAME --role admin",
 		"data", cfg.Data)
 	return nil
+}
+
+// installLocalKey installs the local API key (--api-key-file or
+// GPT2D_API_KEY), if one is set, as a key of the bootstrap admin: the
+// account GPT2D_ADMIN_USERNAME names, else the store's first admin, else
+// an admin "admin" made for it with a random password nobody knows (the
+// key is its credential; `gpt2d users create` makes admins who sign in).
+func installLocalKey(svc *auth.Service, db store.Store, cfg Config, log *slog.Logger) error {
+	key, err := cfg.apiKey()
+	if err != nil || key == "" {
+		return err
+	}
+	owner, err := localKeyOwner(svc, db, cfg, log)
+	if err != nil {
+		return fmt.Errorf("local API key: %w", err)
+	}
+	if err := svc.InstallLocalKey(owner, key); err != nil {
+		return fmt.Errorf("local API key (--api-key-file, GPT2D_API_KEY): %w", err)
+	}
+	log.Info("local API key installed", "owner", owner.Username, "scopes", "admin,generate")
+	return nil
+}
+
+func localKeyOwner(svc *auth.Service, db store.Store, cfg Config, log *slog.Logger) (*store.User, error) {
+	if cfg.AdminUsername != "" {
+		return db.UserByUsername(cfg.AdminUsername)
+	}
+	const page = 1000
+	for skip := 0; ; skip += page {
+		users, err := db.ListUsers(skip, page)
+		if err != nil {
+			return nil, err
+		}
+		for i := range users {
+			if users[i].Role == store.RoleAdmin && !users[i].Disabled {
+				return &users[i], nil
+			}
+		}
+		if len(users) < page {
+			break
+		}
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	u, err := createAccount(svc, db, "admin", base64.RawURLEncoding.EncodeToString(b[:]), store.RoleAdmin, "local API key")
+	if err != nil {
+		return nil, fmt.Errorf("make an admin to own it: %w", err)
+	}
+	log.Info("audit", "action", "user.register", "actor", "local API key", "target", u.Username, "user_id", u.ID, "role", u.Role)
+	return u, nil
 }

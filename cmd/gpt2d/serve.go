@@ -61,6 +61,9 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	if err := bootstrapAdmin(svc, db, cfg, log); err != nil {
 		return err
 	}
+	if err := installLocalKey(svc, db, cfg, log); err != nil {
+		return err
+	}
 	if stopLocal, err := serveLocal(ctx, cfg.Data, svc, db, log); err != nil {
 		log.Warn("gpt2d users will not work while the server runs", "err", err)
 	} else {

@@ -19,9 +19,10 @@ const tokenizeUsage = `usage: gpt2d tokenize --model PATH|NAME [--decode | --pie
 
 Prints the token ids of TEXT ("-": read it from stdin) as a JSON array.
 --decode reads ids instead (a JSON array, or ids separated by spaces or
-commas) and prints their text. --pieces prints one JSON object per token:
-its id, its bytes (as text, and as numbers when they are not whole UTF-8
-characters) and its span in TEXT in characters, end exclusive.
+commas) and prints their text. --pieces prints one JSON object per token,
+as POST /tokenize with with_pieces does: its id, its piece (its text, or
+its byte values when it holds part of a UTF-8 character), its bytes, and
+its offsets in TEXT in characters, end exclusive.
 
 flags:
 `
@@ -118,47 +119,43 @@ func parseIDs(s string, vocab int) ([]int, error) {
 	return ids, nil
 }
 
-// piece is one line of `tokenize --pieces`.
+// piece is one line of `tokenize --pieces`, shaped as a token of POST
+// /tokenize with with_pieces (and llama-server's): its id, its text (the
+// list of its byte values when it holds only part of a UTF-8 character),
+// its bytes, and its span in the text in characters, end exclusive.
 type piece struct {
-	ID    int    `json:"id"`
-	Piece string `json:"piece"`           // the token's bytes as text (U+FFFD for part of a character)
-	Bytes []int  `json:"bytes,omitempty"` // the raw bytes, when they are not whole characters
-	Start int    `json:"start"`           // span in the text, in characters, end exclusive
-	End   int    `json:"end"`
+	ID      int    `json:"id"`
+	Piece   any    `json:"piece"`
+	Bytes   []int  `json:"bytes"`
+	Offsets [2]int `json:"offsets"`
 }
 
 var errPiecesUTF8 = errors.New("--pieces needs text that is valid UTF-8 (character offsets are undefined otherwise)")
 
-// printPieces writes one JSON object per token of text.
+// printPieces writes one JSON object per token of text, with the
+// offsets sugarme's Encoding gives (tokenizer.Pieces).
 func printPieces(w io.Writer, tok *tokenizer.Tokenizer, text string) error {
 	if !utf8.ValidString(text) {
 		return fmt.Errorf("%w: tokenize: %w", errUsage, errPiecesUTF8)
 	}
-	// runeOf[i] is the index of the character holding byte i.
-	runeOf := make([]int, len(text))
-	n := 0
-	for i := range text {
-		_, size := utf8.DecodeRuneInString(text[i:])
-		for k := i; k < i+size; k++ {
-			runeOf[k] = n
-		}
-		n++
+	ps, err := tok.Pieces(text)
+	if err != nil {
+		return fmt.Errorf("tokenize: %w", err)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	off := 0
-	for _, id := range tok.Encode(text) {
-		raw := tok.TokenBytes(id)
-		p := piece{ID: id, Piece: strings.ToValidUTF8(string(raw), "\uFFFD"), Start: runeOf[off], End: runeOf[off+len(raw)-1] + 1}
-		if !utf8.Valid(raw) {
-			for _, c := range raw {
-				p.Bytes = append(p.Bytes, int(c))
-			}
+	for _, p := range ps {
+		out := piece{ID: p.ID, Bytes: make([]int, len(p.Bytes)), Offsets: [2]int{p.Start, p.End}}
+		for i, b := range p.Bytes {
+			out.Bytes[i] = int(b)
 		}
-		if err := enc.Encode(p); err != nil {
+		out.Piece = out.Bytes
+		if utf8.Valid(p.Bytes) {
+			out.Piece = string(p.Bytes)
+		}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
-		off += len(raw)
 	}
 	return nil
 }
