@@ -11,6 +11,8 @@ var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
 // bestKernels returns the fastest kernel set this CPU runs.
 func bestKernels() *kernels {
 	switch {
+	case avx512NarrowKernels != nil:
+		return avx512NarrowKernels
 	case hasAVX512:
 		return avx512Kernels
 	case hasAVX2:
@@ -23,6 +25,9 @@ func bestKernels() *kernels {
 // tests to hold each against the reference.
 func simdKernels() []*kernels {
 	var ks []*kernels
+	if avx512NarrowKernels != nil {
+		ks = append(ks, avx512NarrowKernels)
+	}
 	if hasAVX512 {
 		ks = append(ks, avx512Kernels)
 	}

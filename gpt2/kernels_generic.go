@@ -52,6 +52,27 @@ type kernels struct {
 	// row is scratch of at least kc floats.
 	panel func(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32)
 
+	// tileBF16 and tileI8 are the micro-kernels of the narrow GEMM
+	// (gemm_narrow.go), tile's contract on mr×nr blocks for input rows
+	// rounded to bf16 or quantised to int8 and panels packed in pairs or
+	// quads (packBF16, packI8); kc is a multiple of 2 or 4:
+	//   tileBF16: c[i*ldc+j] = (add ? c : 0) + bias[j] + Σ_p a[i*lda+p]·w[j][p]
+	//   tileI8:   c[i*ldc+j] = (add ? c : 0) + bias[j] +
+	//             asc[i]·wsc[j]·(nc[i] + Σ_p a[i*lda+p]·(w[j][p]+128))
+	// Nil where the CPU has no dot product for the type: weights of that
+	// type are widened for tile.
+	tileBF16 func(c []float32, ldc int, a []uint16, lda int, b []uint16, kc int, bias []float32, add bool)
+	tileI8   func(c []float32, ldc int, a []int8, lda int, b []uint8, kc int, asc []float32, nc []int32, wsc, bias []float32, add bool)
+	// packPairs transposes 32-bit words for the narrow panels:
+	//   dst[p*nr+j] = src[j*ld+p]   (p < n, a multiple of 16; j < nr)
+	// Nil: the drivers pack in Go.
+	packPairs func(dst, src []uint32, ld, n int)
+	// absMaxBits, quantI8 and roundBF16 narrow the input rows; nil: pure
+	// Go (absMaxBitsGeneric, quantI8Generic, roundBF16Generic state them).
+	absMaxBits func(x []float32) uint32
+	quantI8    func(q []int8, x []float32, inv float32) int32
+	roundBF16  func(dst []uint16, src []float32)
+
 	// Widening conversions, dst[i] = src[i] (times scale for int8);
 	// len(dst) == len(src).
 	cvtBF16 func(dst []float32, src []uint16)

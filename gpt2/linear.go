@@ -200,6 +200,10 @@ func (p *Pool) linear(out, x []float32, m int, l *Linear) {
 	}
 	j := p.job()
 	j.lin = linearJob{out: out, x: x, m: m, l: l, k: p.kern, gemm: m > smallM}
+	if nk := p.kern.narrowFor(m, l); nk != narrowNone {
+		j.act.prepare(p, nk, x, m, l.In)
+		j.lin.narrow, j.lin.na = nk, &j.act
+	}
 	if j.lin.gemm {
 		panels := (l.Out + p.kern.nr - 1) / p.kern.nr
 		chunk := max(1, min((panels+2*p.n-1)/(2*p.n), gemmNC/p.kern.nr))
@@ -219,6 +223,8 @@ type linearJob struct {
 	l      *Linear
 	k      *kernels
 	gemm   bool
+	narrow narrowKind // the GEMM's operands (gemm_narrow.go)
+	na     *narrowA   // the input rows narrowed, for narrow ≠ narrowNone
 }
 
 // scratch is one worker's buffers for a linear chunk, grown on first use
@@ -230,6 +236,8 @@ type scratch struct {
 	row  []float32 // one weight row segment widened to float32
 	tile []float32 // a ragged output tile
 	bias []float32 // a ragged bias segment, zero-padded
+
+	narrow narrowScratch // packed panels of the narrow GEMM
 }
 
 // grow returns s resliced to n elements, reallocating only if too small.
@@ -242,6 +250,8 @@ func grow(s []float32, n int) []float32 {
 
 func (lj *linearJob) run(s *scratch, start, end int) {
 	switch {
+	case lj.narrow != narrowNone:
+		lj.narrowChunk(s, start, end)
 	case lj.gemm:
 		lj.gemmChunk(s, start, end)
 	case lj.m > 4 && lj.m <= dot2MaxM && lj.l.In <= dot2MaxK && lj.k.dot2 != nil:

@@ -227,6 +227,9 @@ type job struct {
 	// workers that find it listed join, so at most Size goroutines work on
 	// it and Size slots suffice.
 	scratch []scratch
+	// act holds the input rows of a narrow GEMM, prepared by the caller
+	// before the chunks are handed out (gemm_narrow.go).
+	act narrowA
 }
 
 // job returns a job ready for run, reusing a freed one when there is one.
