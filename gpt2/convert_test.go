@@ -59,6 +59,10 @@ func writeSourceDir(t *testing.T, dtype weights.DType) string {
 	return dir
 }
 
+// promptLogits scores ids with the model at path on kernels that widen
+// narrow weights to float32, so the logits are those of the file's
+// weights exactly; gemm_narrow_test.go measures the narrow GEMM's own
+// cost on top.
 func promptLogits(t *testing.T, path string, ids []int) []float32 {
 	t.Helper()
 	m, err := Load(path)
@@ -66,6 +70,7 @@ func promptLogits(t *testing.T, path string, ids []int) []float32 {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	m.pool.kern = withoutNarrow(m.pool.kern)
 	l, err := m.PromptLogits(ids)
 	if err != nil {
 		t.Fatal(err)
