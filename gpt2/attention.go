@@ -141,11 +141,6 @@ func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float3
 // softmaxInPlace replaces x with softmax(x).
 func softmaxInPlace(x []float32) {
 	mx := maxf(x)
-	var sum float32
-	for j, v := range x {
-		e := expf(v - mx)
-		x[j] = e
-		sum += e
-	}
+	sum := expShiftSum(x, mx)
 	scale(x, 1/sum)
 }

@@ -312,6 +312,7 @@ func (a *activations) gelu(h *tensor.Dense, n int) {
 	a.pool.For(n, a.geluFn)
 }
 
+// geluRows applies GPT-2's activation in place to MLP rows [start, end).
 func (a *activations) geluRows(start, end int) {
 	h := a.args.h[start*a.args.cols : end*a.args.cols]
 	if a.erf {
@@ -321,16 +322,6 @@ func (a *activations) geluRows(start, end int) {
 		return
 	}
 	geluTanh(h)
-}
-
-// geluTanh is gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
-// with tanh(y) = 1 - 2/(exp(2y) + 1).
-func geluTanh(h []float32) {
-	const c = 0.7978845608028654 // sqrt(2/pi)
-	for i, x := range h {
-		y := 2 * c * (x + 0.044715*x*x*x)
-		h[i] = x - x/(expf(y)+1)
-	}
 }
 
 // residual: x (n, C) += y (n, C).

@@ -1,0 +1,20 @@
+package gpt2
+
+func expShiftSumVec(x []float32, shift float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	return expShiftSumAVX512(&x[0], len(x), shift)
+}
+
+func geluVec(h []float32) {
+	if len(h) > 0 {
+		geluAVX512(&h[0], len(h))
+	}
+}
+
+//go:noescape
+func expShiftSumAVX512(x *float32, n int, shift float32) float32
+
+//go:noescape
+func geluAVX512(h *float32, n int)
