@@ -13,12 +13,51 @@ type Roofline struct {
 	// GEMMGFLOPs is the float32 matrix-multiply rate of the prefill kernel
 	// on a large, well-shaped problem (GFLOP/s).
 	GEMMGFLOPs float64
+	// GEMMBF16GFLOPs, GEMMF16GFLOPs and GEMMI8GFLOPs are the same product
+	// on bf16, f16 and int8 weights: bf16 × bf16 and int8 × int8 dot
+	// products where the CPU has them, else weights widened to float32.
+	GEMMBF16GFLOPs, GEMMF16GFLOPs, GEMMI8GFLOPs float64
+	// PeakGFLOPs is the CPU's float32 multiply-add peak over the threads:
+	// a loop of independent register-only FMAs, what no GEMM can beat.
+	// PeakBF16GFLOPs and PeakI8GOPs are the same for the bf16 and int8
+	// dot-product instructions. Zero where not measured.
+	PeakGFLOPs, PeakBF16GFLOPs, PeakI8GOPs float64
+}
+
+// GEMMFor returns the GEMM rate for weights of dtype (a Model's DType:
+// F32, BF16, F16, I8), or 0 for an unknown one.
+func (r Roofline) GEMMFor(dtype string) float64 {
+	switch dtype {
+	case "F32":
+		return r.GEMMGFLOPs
+	case "BF16":
+		return r.GEMMBF16GFLOPs
+	case "F16":
+		return r.GEMMF16GFLOPs
+	case "I8":
+		return r.GEMMI8GFLOPs
+	}
+	return 0
+}
+
+// PeakFor returns the instruction peak the GEMM for weights of dtype runs
+// on: the dot-product instruction's where the kernels use it, else the
+// float32 FMA's.
+func (r Roofline) PeakFor(dtype string) float64 {
+	switch {
+	case dtype == "BF16" && hasBF16:
+		return r.PeakBF16GFLOPs
+	case dtype == "I8" && hasVNNI:
+		return r.PeakI8GOPs
+	}
+	return r.PeakGFLOPs
 }
 
 // MeasureRoofline measures memory read bandwidth over a buffer much larger
 // than the caches (the better of a plain read and a matrix-vector
-// product), and the GEMM rate on (512 × 768) · (768 × 3072), each
-// the best of a few repetitions. It takes about a second.
+// product), the GEMM rate on (512 × 768) · (768 × 3072) for each weight
+// type, and the instruction peaks, each the best of a few repetitions. It
+// takes a few seconds.
 func MeasureRoofline(threads int) Roofline {
 	p := NewPool(threads)
 	defer p.Close()
@@ -52,23 +91,71 @@ func MeasureRoofline(threads int) Roofline {
 		p.linear(res, vec, 1, gemv)
 		r.MemoryGBs = max(r.MemoryGBs, 4*n/time.Since(t).Seconds()/1e9)
 	}
+	buf, gemv = nil, nil
 
 	const M, K, N = 512, 768, 3072
 	x := make([]float32, M*K)
 	w := make([]float32, N*K)
 	out := make([]float32, M*N)
 	for i := range x {
-		x[i] = float32(i%13) * 0.01
+		x[i] = float32(i%13)*0.01 - 0.06
 	}
 	for i := range w {
-		w[i] = float32(i%7) * 0.01
+		w[i] = float32(i%7)*0.01 - 0.03
 	}
-	l := &Linear{In: K, Out: N, Type: WeightF32, F32: w}
-	p.linear(out, x, M, l) // warm up: scratch buffers, page faults
-	for range 3 {
-		t := time.Now()
-		p.linear(out, x, M, l)
-		r.GEMMGFLOPs = max(r.GEMMGFLOPs, 2*M*K*N/time.Since(t).Seconds()/1e9)
+	rate := func(l *Linear) float64 {
+		p.linear(out, x, M, l) // warm up: scratch buffers, page faults
+		var best float64
+		for range 4 {
+			t := time.Now()
+			p.linear(out, x, M, l)
+			best = max(best, 2*M*K*N/time.Since(t).Seconds()/1e9)
+		}
+		return best
 	}
+	r.GEMMGFLOPs = rate(&Linear{In: K, Out: N, Type: WeightF32, F32: w})
+	u16 := make([]uint16, len(w))
+	for i, v := range w {
+		u16[i] = bf16FromF32(v)
+	}
+	r.GEMMBF16GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightBF16, U16: u16})
+	for i, v := range w {
+		u16[i] = f16FromF32(v)
+	}
+	r.GEMMF16GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightF16, U16: u16})
+	i8 := make([]int8, len(w))
+	sc := make([]float32, N)
+	for i, v := range w {
+		i8[i] = int8(v * 100)
+	}
+	for i := range sc {
+		sc[i] = 0.01
+	}
+	r.GEMMI8GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightI8, I8: i8, Scale: sc})
+
+	f32, bf16, i8Loop, f32Ops, bf16Ops, i8Ops := peakLoops()
+	peak := func(loop func(int), ops float64) float64 {
+		if loop == nil {
+			return 0
+		}
+		// Short runs, many of them: the best catches a moment when no
+		// other process holds a core.
+		const iters = 1 << 14
+		all := func(start, end int) {
+			for range end - start {
+				loop(iters)
+			}
+		}
+		var best float64
+		for range 20 {
+			t := time.Now()
+			p.For(p.Size(), all)
+			best = max(best, float64(p.Size())*iters*ops/time.Since(t).Seconds()/1e9)
+		}
+		return best
+	}
+	r.PeakGFLOPs = peak(f32, f32Ops)
+	r.PeakBF16GFLOPs = peak(bf16, bf16Ops)
+	r.PeakI8GOPs = peak(i8Loop, i8Ops)
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,9 +40,17 @@ type benchResult struct {
 	PrefillMax float64 `json:"prefill_tok_s_max"`
 	// Bounds measured in the same run.
 	MemoryGBs       float64 `json:"memory_gb_s"`
-	GEMMGFLOPs      float64 `json:"gemm_gflop_s"`
+	GEMMGFLOPs      float64 `json:"gemm_gflop_s"`       // float32 GEMM (prefill kernel)
+	PeakGFLOPs      float64 `json:"peak_gflop_s"`       // float32 FMA peak of the CPU (0: not measured)
+	DTypeGEMMGFLOPs float64 `json:"dtype_gemm_gflop_s"` // the GEMM on this model's weight type
+	DTypePeakGFLOPs float64 `json:"dtype_peak_gflop_s"` // the peak of the instruction that GEMM runs on
 	DecodeBoundTokS float64 `json:"decode_bound_tok_s"` // batch 1: memory rate / weight bytes per token
 	PrefillGFLOPs   float64 `json:"prefill_gflop_s"`
+	// The rates as percentages of their bounds.
+	GEMMPctPeak     float64 `json:"gemm_pct_peak"`     // float32 GEMM of the FMA peak
+	PrefillPctGEMM  float64 `json:"prefill_pct_gemm"`  // prefill of the dtype's GEMM rate
+	PrefillPctPeak  float64 `json:"prefill_pct_peak"`  // prefill of the dtype's instruction peak
+	DecodePctMemory float64 `json:"decode_pct_memory"` // decode of the memory bound (batch 1)
 }
 
 // runBench implements `gpt2d bench`: llama-bench-like prefill and decode
@@ -59,85 +68,153 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "models/gpt2.gpt2d", "converted weights file or Hugging Face checkpoint directory")
-	promptTokens := fs.Int("prompt-tokens", 512, "prompt length in tokens")
+	model := fs.String("model", "models/gpt2.gpt2d", "converted weights files or Hugging Face checkpoint directories, comma-separated, benchmarked in turn")
+	promptList := fs.String("prompt-tokens", "512", "comma-separated prompt lengths in tokens")
 	newTokens := fs.Int("new-tokens", 128, "tokens to generate per sequence")
 	batches := fs.String("batch", "1,8", "comma-separated numbers of concurrent sequences")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "kernel worker threads")
 	reps := fs.Int("reps", 5, "repetitions per configuration (medians are reported, with min and max)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
+	llamaJSON := fs.String("llama-bench", "", "llama-bench JSON results (-o json or jsonl) to print ratios against")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var sizes []int
-	for _, s := range strings.Split(*batches, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("bench: --batch %q: want positive integers", *batches)
-		}
-		sizes = append(sizes, n)
-	}
-	t0 := time.Now()
-	m, err := gpt2.LoadWithOptions(*model, gpt2.Options{Threads: *threads})
+	sizes, err := positiveInts("--batch", *batches)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	load := time.Since(t0).Seconds()
-	if *promptTokens+*newTokens > m.Config.NPositions {
-		return fmt.Errorf("bench: %d prompt + %d new tokens exceed the context of %d", *promptTokens, *newTokens, m.Config.NPositions)
+	prompts, err := positiveInts("--prompt-tokens", *promptList)
+	if err != nil {
+		return err
 	}
-	maxB := 0
-	for _, b := range sizes {
-		maxB = max(maxB, b)
-	}
-	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB})
-	defer eng.Close()
-	var results []benchResult
-	for _, b := range sizes {
-		var runs []benchResult
-		for r := 0; r < max(*reps, 1); r++ {
-			res, err := benchOnce(ctx, eng, b, *promptTokens, *newTokens, m.Config.VocabSize)
-			if err != nil {
-				return err
-			}
-			runs = append(runs, res)
+	var llama []llamaRun
+	if *llamaJSON != "" {
+		if llama, err = readLlamaBench(*llamaJSON); err != nil {
+			return err
 		}
-		res := summarize(runs)
-		res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, *threads, load
-		res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
-		results = append(results, res)
+	}
+	var results []benchResult
+	var shapes []modelShape // per result
+	for _, path := range strings.Split(*model, ",") {
+		res, shape, err := benchModel(ctx, strings.TrimSpace(path), sizes, prompts, *newTokens, *threads, *reps)
+		if err != nil {
+			return err
+		}
+		results = append(results, res...)
+		for range res {
+			shapes = append(shapes, shape)
+		}
 	}
 	// The bounds are measured after the runs (their buffers would count
 	// in the peak RSS) but in the same process, minutes apart at most.
 	roof := gpt2.MeasureRoofline(*threads)
-	wbytes := m.WeightBytes()
-	bound := roof.MemoryGBs * 1e9 / float64(wbytes)
-	flopsPerToken := 2 * float64(m.Params()-int64(m.Config.NPositions*m.Config.NEmbd))
-	if !*asJSON {
-		fmt.Fprintf(w, "bounds: memory read %.1f GB/s → batch-1 decode ≤ %.1f tok/s (%.0f MB of weights per token); GEMM %.1f GFLOP/s\n",
-			roof.MemoryGBs, bound, float64(wbytes)/1e6, roof.GEMMGFLOPs)
-		fmt.Fprintf(w, "%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
-			"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
+	for i := range results {
+		res, sh := &results[i], shapes[i]
+		res.MemoryGBs, res.GEMMGFLOPs, res.PeakGFLOPs = roof.MemoryGBs, roof.GEMMGFLOPs, roof.PeakGFLOPs
+		res.DTypeGEMMGFLOPs, res.DTypePeakGFLOPs = roof.GEMMFor(res.DType), roof.PeakFor(res.DType)
+		res.DecodeBoundTokS = roof.MemoryGBs * 1e9 / float64(sh.weightBytes)
+		res.PrefillGFLOPs = res.PrefillTokS * sh.prefillFLOPs / 1e9
+		res.GEMMPctPeak = pct(roof.GEMMGFLOPs, roof.PeakGFLOPs)
+		res.PrefillPctGEMM = pct(res.PrefillGFLOPs, res.DTypeGEMMGFLOPs)
+		res.PrefillPctPeak = pct(res.PrefillGFLOPs, res.DTypePeakGFLOPs)
+		res.DecodePctMemory = pct(res.DecodeTokS, res.DecodeBoundTokS)
 	}
-	for _, res := range results {
-		res.MemoryGBs, res.GEMMGFLOPs, res.DecodeBoundTokS = roof.MemoryGBs, roof.GEMMGFLOPs, bound
-		// Attention adds a little on top of the weights' FLOPs; counting
-		// only the weights makes this a lower bound of the work done.
-		res.PrefillGFLOPs = res.PrefillTokS * flopsPerToken / 1e9
-		if *asJSON {
-			json.NewEncoder(w).Encode(res)
-			continue
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		for _, res := range results {
+			if err := enc.Encode(res); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	fmt.Fprintf(w, "bounds: memory read %.1f GB/s; GEMM f32 %.1f, bf16 %.1f, f16 %.1f, int8 %.1f GFLOP/s; peaks: f32 FMA %.1f, bf16 dot %.1f GFLOP/s, int8 dot %.1f GOP/s (f32 GEMM = %.0f%% of its peak)\n",
+		roof.MemoryGBs, roof.GEMMGFLOPs, roof.GEMMBF16GFLOPs, roof.GEMMF16GFLOPs, roof.GEMMI8GFLOPs,
+		roof.PeakGFLOPs, roof.PeakBF16GFLOPs, roof.PeakI8GOPs, pct(roof.GEMMGFLOPs, roof.PeakGFLOPs))
+	fmt.Fprintf(w, "%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
+		"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
+	for _, res := range results {
 		fmt.Fprintf(w, "%-14s %-5s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.Threads, res.Batch,
 			res.PromptTokens, res.NewTokens, res.PrefillTokS, res.PrefillMin, res.PrefillMax,
 			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB)
 		if res.Batch == 1 {
-			fmt.Fprintf(w, "    decode = %.0f%% of the memory bound; prefill = %.1f GFLOP/s = %.0f%% of the GEMM rate\n",
-				100*res.DecodeTokS/bound, res.PrefillGFLOPs, 100*res.PrefillGFLOPs/roof.GEMMGFLOPs)
+			fmt.Fprintf(w, "    decode = %.0f%% of the memory bound (%.1f tok/s); prefill = %.1f GFLOP/s = %.0f%% of the %s GEMM rate\n",
+				res.DecodePctMemory, res.DecodeBoundTokS, res.PrefillGFLOPs, res.PrefillPctGEMM, res.DType)
 		}
 	}
+	writeRatioTable(w, results, llama)
 	return nil
+}
+
+// modelShape is what the bounds need to know of a benchmarked model.
+type modelShape struct {
+	weightBytes  int64   // read per decode step
+	prefillFLOPs float64 // per prompt token: the layers' matrices (attention and the one LM-head row left out)
+}
+
+// benchModel loads the model at path and runs every batch size and prompt
+// length on it, reps times each. Peak RSS is the process's so far: bench
+// the smaller weight types first for it to be each model's own.
+func benchModel(ctx context.Context, path string, sizes, prompts []int, newTokens, threads, reps int) ([]benchResult, modelShape, error) {
+	t0 := time.Now()
+	m, err := gpt2.LoadWithOptions(path, gpt2.Options{Threads: threads})
+	if err != nil {
+		return nil, modelShape{}, err
+	}
+	defer m.Close()
+	load := time.Since(t0).Seconds()
+	cfg := m.Config
+	for _, p := range prompts {
+		if p+newTokens > cfg.NPositions {
+			return nil, modelShape{}, fmt.Errorf("bench: %d prompt + %d new tokens exceed the context of %d", p, newTokens, cfg.NPositions)
+		}
+	}
+	shape := modelShape{
+		weightBytes:  m.WeightBytes(),
+		prefillFLOPs: 2 * float64(m.Params()-int64((cfg.NPositions+cfg.VocabSize)*cfg.NEmbd)),
+	}
+	maxB := slices.Max(sizes)
+	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB})
+	defer eng.Close()
+	var results []benchResult
+	for _, prompt := range prompts {
+		for _, b := range sizes {
+			var runs []benchResult
+			for r := 0; r < max(reps, 1); r++ {
+				res, err := benchOnce(ctx, eng, b, prompt, newTokens, cfg.VocabSize)
+				if err != nil {
+					return nil, modelShape{}, err
+				}
+				runs = append(runs, res)
+			}
+			res := summarize(runs)
+			res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, threads, load
+			res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
+			results = append(results, res)
+		}
+	}
+	return results, shape, nil
+}
+
+// positiveInts parses a comma-separated list of positive integers.
+func positiveInts(flag, list string) ([]int, error) {
+	var ns []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bench: %s %q: want positive integers", flag, list)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// pct returns 100·a/b, or 0 when b is 0 (a bound not measured).
+func pct(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return 100 * a / b
 }
 
 // summarize returns the run with median fields and the min/max spread.
