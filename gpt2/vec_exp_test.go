@@ -13,7 +13,7 @@ func TestVectorExpMatchesScalar(t *testing.T) {
 	for x := float32(-100); x < 100; x += 0.0137 {
 		xs = append(xs, x)
 	}
-	xs = append(xs, 0, -0.0, float32(math.Inf(-1)), -87.29, -87.31, 88.37, 88.38)
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), float32(math.Inf(-1)), -87.29, -87.31, 88.37, 88.38)
 	for _, n := range []int{1, 15, 16, 17, 33, len(xs)} {
 		x := append([]float32(nil), xs[len(xs)-n:]...)
 		want := append([]float32(nil), x...)
