@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"gpt2d/auth"
 	"gpt2d/gpt2"
 	"gpt2d/store"
+	"gpt2d/store/pgtest"
 )
 
 // engine is the real GPT-2 engine on the tiny random-weight fixture,
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	engine = gpt2.NewEngine(model, gpt2.EngineConfig{})
-	code := m.Run()
+	code := pgtest.Main(m)
 	engine.Close()
 	model.Close()
 	os.Exit(code)
@@ -94,7 +94,7 @@ type testServer struct {
 	t     testing.TB
 	url   string
 	srv   *Server
-	db    *store.DB
+	db    store.Store
 	auth  *auth.Service
 	clock *testClock
 	logs  *syncBuffer
@@ -108,10 +108,7 @@ type option func(*Config, *auth.Config)
 
 func start(t testing.TB, opts ...option) *testServer {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "gpt2d.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openTestStore(t)
 	clk := &testClock{}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -426,6 +426,7 @@ func TestAdminManagesUsers(t *testing.T) {
 }
 
 func TestAdminBackupIsAnOpenableStore(t *testing.T) {
+	boltOnly(t)
 	ts := start(t)
 	adminTok := ts.admin("root")
 	ts.register("user", "userpassword", "", "")

@@ -34,6 +34,8 @@ import (
 
 // Cluster is one running PostgreSQL server with its own data directory.
 type Cluster struct {
+	attached bool // another process's cluster (EnvCluster): never stopped here
+
 	dir  string // owns data/, the log and the socket
 	bin  string // directory of initdb, pg_ctl, postgres
 	port int
@@ -48,6 +50,11 @@ var shared struct {
 	c    *Cluster
 	err  error
 }
+
+// EnvCluster is the environment variable through which a test binary that
+// re-executes itself hands its shared cluster (Cluster.Env) to the child,
+// which then uses it instead of starting another.
+const EnvCluster = "GPT2D_PGTEST_CLUSTER"
 
 // Main runs the tests of m and then stops the shared cluster, if a test
 // started one. Use it as TestMain: os.Exit(pgtest.Main(m)).
@@ -74,7 +81,14 @@ func Unavailable(t testing.TB, err error) {
 // ends the test through Unavailable.
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
-	shared.once.Do(func() { shared.c, shared.err = Start() })
+	shared.once.Do(func() {
+		if v := os.Getenv(EnvCluster); v != "" {
+			port, err := strconv.Atoi(v)
+			shared.c, shared.err = &Cluster{attached: true, port: port}, err
+			return
+		}
+		shared.c, shared.err = Start()
+	})
 	if shared.err != nil {
 		Unavailable(t, shared.err)
 	}
@@ -156,8 +170,15 @@ func (c *Cluster) start() error {
 	return nil
 }
 
+// Env returns the EnvCluster setting that lets a child test process use
+// this cluster.
+func (c *Cluster) Env() string { return EnvCluster + "=" + strconv.Itoa(c.port) }
+
 // Stop stops the server at once and removes its directory.
 func (c *Cluster) Stop() {
+	if c.attached {
+		return
+	}
 	c.Kill()
 	os.RemoveAll(c.dir)
 }

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gpt2d/store"
+	"gpt2d/store/pgtest"
+	"gpt2d/store/postgres"
+)
+
+// storeEnv selects the store every test server of this package uses:
+// "postgres" for a fresh database of the test cluster, else a bbolt file.
+// TestHTTPSuitesOnPostgres sets it to run the whole package again.
+const storeEnv = "GPT2D_TEST_STORE"
+
+func onPostgres() bool { return os.Getenv(storeEnv) == "postgres" }
+
+// openTestStore opens an empty store of the kind the run uses, closed
+// when t ends.
+func openTestStore(t testing.TB) store.Store {
+	t.Helper()
+	var db store.Store
+	var err error
+	if onPostgres() {
+		db, err = postgres.Open(context.Background(), pgtest.NewDatabase(t), postgres.Options{Logger: slog.New(slog.DiscardHandler)})
+	} else {
+		db, err = store.Open(filepath.Join(t.TempDir(), "gpt2d.db"), store.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// boltOnly skips a test of something only the bbolt store has (a
+// snapshot file) in the PostgreSQL run; the PostgreSQL behaviour has its
+// own test.
+func boltOnly(t *testing.T) {
+	t.Helper()
+	if onPostgres() {
+		t.Skip("bbolt store only; see the PostgreSQL counterpart")
+	}
+}
+
+// TestHTTPSuitesOnPostgres runs every other test of this package again
+// (the same -run and -short), in a child process whose test servers keep
+// their state in PostgreSQL: the HTTP contract, security and limits
+// suites hold for both stores.
+func TestHTTPSuitesOnPostgres(t *testing.T) {
+	if onPostgres() {
+		t.Skip("this is the PostgreSQL run")
+	}
+	c := pgtest.Shared(t)
+	args := []string{"-test.count=1", "-test.skip=^TestHTTPSuitesOnPostgres$"}
+	for _, name := range []string{"test.run", "test.short", "test.timeout", "test.v"} {
+		if f := flag.Lookup(name); f != nil {
+			args = append(args, "-"+name+"="+f.Value.String())
+		}
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), storeEnv+"=postgres", c.Env())
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("package tests on PostgreSQL failed: %v\n%s", err, out)
+	}
+	t.Logf("package tests passed on PostgreSQL in %s (%d lines of output)", time.Since(start).Round(time.Second), strings.Count(string(out), "\n"))
+}
+
+// startOnPostgres is start with a PostgreSQL store whatever the run.
+func startOnPostgres(t *testing.T, opts ...option) *testServer {
+	t.Helper()
+	if !onPostgres() {
+		pgtest.Shared(t)
+		t.Setenv(storeEnv, "postgres")
+	}
+	return start(t, opts...)
+}
+
+func TestAdminBackupOnPostgresNamesPgDump(t *testing.T) {
+	ts := startOnPostgres(t)
+	adminTok := ts.admin("root")
+	r := ts.get("/admin/backup", adminTok)
+	wantStatus(t, r, 409)
+	if d, _ := r.detail(t).(string); !strings.Contains(d, "pg_dump") {
+		t.Fatalf("detail = %q, want it to name pg_dump", d)
+	}
+	if h := ts.get("/health", ""); !strings.Contains(string(h.body), `"store":"postgres"`) {
+		t.Fatalf("/health = %s", h.body)
+	}
+}
