@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,11 +51,27 @@ func (db *DB) CreateAPIKey(k *store.APIKey) error {
 }
 
 // APIKeyByHash returns the key whose SHA-256 is hash, or store.ErrNotFound.
+// A key found is served from the cache when it can (see cache); a key
+// not found is never cached, so that guessing cannot fill memory.
 func (db *DB) APIKeyByHash(hash []byte) (*store.APIKey, error) {
+	var epoch uint64
+	var at time.Time
+	if db.cache != nil {
+		if k, ok := db.cache.key(hash); ok {
+			return k, nil
+		}
+		epoch, at = db.cache.begin(), time.Now()
+	}
 	ctx, cancel := db.ctx()
 	defer cancel()
 	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT id, hash, data FROM api_keys WHERE hash = $1`, hash))
-	return k, wrap("api key", err)
+	if err != nil {
+		return nil, wrap("api key", err)
+	}
+	if db.cache != nil {
+		db.cache.putKey(k, epoch, at)
+	}
+	return k, nil
 }
 
 // APIKeys returns the keys of a user in creation order.
@@ -82,13 +99,15 @@ func (db *DB) APIKeys(userID uint64) ([]store.APIKey, error) {
 func (db *DB) DeleteAPIKey(userID, id uint64) error {
 	ctx, cancel := db.ctx()
 	defer cancel()
-	tag, err := db.pool.Exec(ctx, `DELETE FROM api_keys WHERE id = $1 AND user_id = $2`, id, userID)
+	var hash []byte
+	err := db.pool.QueryRow(ctx, `DELETE FROM api_keys WHERE id = $1 AND user_id = $2 RETURNING hash`, id, userID).Scan(&hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
 	if err != nil {
 		return wrap("delete api key", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrNotFound
-	}
+	db.forget("key:" + hex.EncodeToString(hash))
 	return nil
 }
 

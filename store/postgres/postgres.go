@@ -59,16 +59,25 @@ type Options struct {
 	// this build instead of migrating it (for operators who run `gpt2d
 	// store migrate` separately).
 	NoMigrate bool
-	// Logger receives the listener's connection errors (nil →
-	// slog.Default()).
+	// CacheTTL bounds how long this process serves a user or API key
+	// from memory (0 → 1 s; negative: no cache). Changes made by any
+	// replica drop cached entries at once through LISTEN/NOTIFY; the TTL
+	// is the backstop should notifications stall (see cache).
+	CacheTTL time.Duration
+	// Logger receives migration steps and the listener's connection
+	// errors (nil → slog.Default()).
 	Logger *slog.Logger
 }
 
 // DB is an open PostgreSQL store: a connection pool.
 type DB struct {
-	pool *pgxpool.Pool
-	opts Options
-	log  *slog.Logger
+	pool  *pgxpool.Pool
+	opts  Options
+	log   *slog.Logger
+	cache *cache // nil: disabled
+
+	stopListen context.CancelFunc
+	listening  chan struct{} // closed when the listener has stopped
 }
 
 var _ store.Store = (*DB)(nil)
@@ -101,6 +110,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = time.Second
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err) // never echo the URL: it may hold a password
@@ -119,6 +131,15 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err := db.migrate(ctx, !opts.NoMigrate); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store %s: %w", db.where(), err)
+	}
+	if opts.CacheTTL > 0 {
+		db.cache = newCache(opts.CacheTTL)
+		lctx, stop := context.WithCancel(context.Background())
+		db.stopListen, db.listening = stop, make(chan struct{})
+		go func() {
+			defer close(db.listening)
+			db.listen(lctx)
+		}()
 	}
 	return db, nil
 }
@@ -139,8 +160,13 @@ func (db *DB) where() string {
 	return fmt.Sprintf("postgres %s:%d/%s", c.Host, c.Port, c.Database)
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
+// Close stops the cache's listener and closes the pool, waiting for
+// connections in use to be returned.
 func (db *DB) Close() error {
+	if db.stopListen != nil {
+		db.stopListen()
+		<-db.listening
+	}
 	db.pool.Close()
 	return nil
 }

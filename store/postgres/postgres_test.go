@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"testing"
 
@@ -15,7 +16,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // openTest opens a store on a fresh database of the shared test cluster.
 func openTest(t *testing.T) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), pgtest.NewDatabase(t), Options{})
+	db, err := Open(context.Background(), pgtest.NewDatabase(t), Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,3 +29,6 @@ func openTest(t *testing.T) *DB {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
+
+// quiet discards the log lines of stores opened by tests.
+var quiet = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,12 +46,35 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-// UserByID returns the user with id, or store.ErrNotFound.
+// UserByID returns the user with id, or store.ErrNotFound. It is served
+// from the cache when it can (see cache for how fresh that is).
 func (db *DB) UserByID(id uint64) (*store.User, error) {
+	var epoch uint64
+	var at time.Time
+	if db.cache != nil {
+		if u, ok := db.cache.user(id); ok {
+			return u, nil
+		}
+		epoch, at = db.cache.begin(), time.Now()
+	}
 	ctx, cancel := db.ctx()
 	defer cancel()
 	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT id, data FROM users WHERE id = $1`, id))
-	return u, wrap("user", err)
+	if err != nil {
+		return nil, wrap("user", err)
+	}
+	if db.cache != nil {
+		db.cache.putUser(u, epoch, at)
+	}
+	return u, nil
+}
+
+// forget drops what a committed change named from this process's cache
+// at once; other replicas hear of it through the triggers' notification.
+func (db *DB) forget(payload string) {
+	if db.cache != nil {
+		db.cache.invalidate(payload)
+	}
 }
 
 // UserByUsername returns the user whose folded name matches, or
@@ -134,6 +158,7 @@ func (db *DB) UpdateUser(id uint64, fn func(u *store.User) error) (*store.User, 
 		out = u
 		return nil
 	})
+	db.forget(fmt.Sprintf("user:%d", id))
 	if fnErr != nil {
 		return nil, fnErr
 	}
@@ -147,6 +172,7 @@ func (db *DB) UpdateUser(id uint64, fn func(u *store.User) error) (*store.User, 
 // cascade) and its refresh tokens in one transaction; the last enabled
 // admin gives store.ErrLastAdmin. Audit events and usage are kept.
 func (db *DB) DeleteUser(id uint64) error {
+	defer db.forget("all") // the user and every key it held
 	return db.inTx("delete user", func(ctx context.Context, tx pgx.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, `SELECT id, data FROM users WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
