@@ -108,17 +108,20 @@ type option func(*Config, *auth.Config)
 
 func start(t testing.TB, opts ...option) *testServer {
 	t.Helper()
-	db := openTestStore(t)
 	clk := &testClock{}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	acfg := auth.Config{BcryptCost: bcrypt.MinCost, Now: clk.Now}
-	cfg := Config{Store: db, Logger: logger, Now: clk.Now,
+	cfg := Config{Logger: logger, Now: clk.Now,
 		// Generous by default so unrelated tests on one IP are not throttled.
 		RegisterThrottle: auth.ThrottleConfig{FreeFailures: 1000}, SignupBudget: auth.BudgetConfig{Max: -1}}
 	for _, o := range opts {
 		o(&cfg, &acfg)
 	}
+	if cfg.Store == nil { // an option may bring its own
+		cfg.Store = openTestStore(t)
+	}
+	db := cfg.Store
 	if acfg.Throttle == (auth.LoginThrottleConfig{}) {
 		generous := auth.ThrottleConfig{FreeFailures: 1000}
 		acfg.Throttle = auth.LoginThrottleConfig{Pair: generous, Address: generous, Username: generous}

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"flag"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gpt2d/auth"
 	"gpt2d/store"
 	"gpt2d/store/pgtest"
 	"gpt2d/store/postgres"
@@ -96,5 +99,76 @@ func TestAdminBackupOnPostgresNamesPgDump(t *testing.T) {
 	}
 	if h := ts.get("/health", ""); !strings.Contains(string(h.body), `"store":"postgres"`) {
 		t.Fatalf("/health = %s", h.body)
+	}
+}
+
+// TestReplicaLosingTheStoreAnswers503AndRecovers kills the PostgreSQL
+// server under a running replica: a generation already streaming
+// finishes; routes that need the store answer 503 with Retry-After
+// (never 500, never a crash), /health reports it; once the database is
+// back the replica serves again by itself, with the same tokens.
+func TestReplicaLosingTheStoreAnswers503AndRecovers(t *testing.T) {
+	if onPostgres() {
+		t.Skip("always on PostgreSQL: run once, by the parent run")
+	}
+	c, err := pgtest.Start() // its own cluster: this test stops it
+	if err != nil {
+		pgtest.Unavailable(t, err)
+	}
+	t.Cleanup(c.Stop)
+	db, err := postgres.Open(context.Background(), c.NewDatabase(t), postgres.Options{OpTimeout: 3 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ts := start(t, func(cfg *Config, _ *auth.Config) { cfg.Store = db })
+	ts.register("user", "userpassword", "", "")
+	tok := ts.login("user", "userpassword")
+	wantStatus(t, ts.get("/users/me", tok), 200)
+
+	stream := ts.openStream("/generate", tok, map[string]any{"prompt": "Once upon a time", "max_new_tokens": 100,
+		"stream": true, "seed": 1}, nil)
+	defer stream.Body.Close()
+	wantStatus(t, response{status: stream.StatusCode}, 200)
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(stream.Body, first); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Kill()
+	rest, err := io.ReadAll(stream.Body)
+	if err != nil || !strings.Contains(string(rest), "event: done") {
+		t.Fatalf("admitted stream cut when the store went away: %v\n%s", err, rest)
+	}
+	for _, r := range []response{
+		ts.get("/users/me", tok),
+		ts.postForm("/token", url.Values{"username": {"user"}, "password": {"userpassword"}}),
+		ts.postJSON("/generate", tok, map[string]any{"prompt": "hello"}),
+		ts.get("/health", ""),
+	} {
+		if r.status != 503 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("with the store down: %d (Retry-After %q) %s, want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	if h := ts.get("/health", ""); !strings.Contains(string(h.body), `"store_unavailable"`) {
+		t.Fatalf("/health = %s", h.body)
+	}
+
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for ts.get("/users/me", tok).status != 200 {
+		if time.Now().After(deadline) {
+			r := ts.get("/users/me", tok)
+			t.Fatalf("replica did not recover after the database came back: %d %s\n%s", r.status, r.body, ts.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantStatus(t, ts.get("/health", ""), 200)
+	ts.login("user", "userpassword")
+	if strings.Contains(ts.logs.String(), `"level":"ERROR"`) && strings.Contains(ts.logs.String(), "panic") {
+		t.Fatalf("panic logged:\n%s", ts.logs.String())
 	}
 }

@@ -157,7 +157,6 @@ func (c *Cluster) start() error {
 		"-p " + strconv.Itoa(c.port),
 		"-k " + c.dir,
 		"-c fsync=off",
-		"-c synchronous_commit=off",
 		"-c full_page_writes=off",
 		"-c max_connections=400",
 		"-c shared_buffers=32MB",
@@ -202,7 +201,7 @@ func (c *Cluster) URL(name string) string {
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.next.Add(1))
-	if err := c.admin(fmt.Sprintf("CREATE DATABASE %s STRATEGY = FILE_COPY", name)); err != nil {
+	if err := c.admin(fmt.Sprintf("CREATE DATABASE %s", name)); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
