@@ -19,6 +19,7 @@ import (
 
 	"gpt2d/auth"
 	"gpt2d/store"
+	"gpt2d/store/pgtest"
 )
 
 // asMainEnv makes the test binary behave as the gpt2d command, so the
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	removeBuilt()
 	os.Exit(code)
 }

@@ -130,7 +130,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db := &DB{pool: pool, opts: opts, log: opts.Logger}
 	if err := db.migrate(ctx, !opts.NoMigrate); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open store %s: %w", db.where(), err)
+		return nil, fmt.Errorf("open store %s: %w", db.Where(), err)
 	}
 	if opts.CacheTTL > 0 {
 		db.cache = newCache(opts.CacheTTL)
@@ -154,8 +154,9 @@ func hasParam(url, name string) bool {
 	return false
 }
 
-// where names the database for messages, without credentials.
-func (db *DB) where() string {
+// Where names the database (host, port, name) for messages, without
+// credentials.
+func (db *DB) Where() string {
 	c := db.pool.Config().ConnConfig
 	return fmt.Sprintf("postgres %s:%d/%s", c.Host, c.Port, c.Database)
 }

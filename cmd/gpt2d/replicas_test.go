@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gpt2d/store/pgtest"
+	"gpt2d/store/postgres"
+)
+
+// replica starts the built binary as `gpt2d serve` on the store at url.
+func replica(t *testing.T, url string, extra ...string) *server {
+	t.Helper()
+	cmd := exec.Command(gpt2dBinary(t), serveArgs(url, extra...)...)
+	cmd.Env = append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+	return serve(t, cmd)
+}
+
+// status is s.call's status only, for brevity.
+func (s *server) status(t *testing.T, method, path, token, body string) int {
+	t.Helper()
+	code, _ := s.call(t, method, path, token, body)
+	return code
+}
+
+// refusedWithin polls until s answers 401 to token on /users/me and
+// returns how long that took after start; a generous deadline only
+// catches a missing mechanism.
+func refusedWithin(t *testing.T, s *server, token string, start time.Time) time.Duration {
+	t.Helper()
+	for s.status(t, "GET", "/users/me", token, "") != 401 {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("%s still accepts the token %s after the change", s.url, time.Since(start))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestReplicasShareOnePostgres runs two built `gpt2d serve` processes on
+// two loopback ports against one PostgreSQL database, as behind a load
+// balancer: accounts, sessions, keys and revocations made on one hold on
+// the other (within the cache's notification delay), and a replica
+// killed mid-stream leaves the other serving.
+func TestReplicasShareOnePostgres(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a, b := replica(t, url), replica(t, url)
+
+	// A user registered on A logs in on B; tokens are good on both (the
+	// signing key lives in the shared database).
+	if code, body := a.call(t, "POST", "/users", "", `{"username":"alice","password":"alice-password"}`); code != 200 {
+		t.Fatalf("register on A: %d %s", code, body)
+	}
+	tokB := b.token(t, "alice", "alice-password")
+	tokA := a.token(t, "alice", "alice-password")
+	for _, s := range []*server{a, b} {
+		for _, tok := range []string{tokA, tokB} {
+			if code := s.status(t, "GET", "/users/me", tok, ""); code != 200 {
+				t.Fatalf("token on %s: %d", s.url, code)
+			}
+		}
+	}
+	if code := b.status(t, "POST", "/users", "", `{"username":"Alice","password":"other-password"}`); code != 400 {
+		t.Fatalf("registering alice again on B: %d", code)
+	}
+
+	// Logout on A: B refuses the token.
+	start := time.Now()
+	if code := a.status(t, "POST", "/logout", tokA, ""); code != 200 {
+		t.Fatalf("logout on A: %d", code)
+	}
+	t.Logf("logout on A refused on B after %s", refusedWithin(t, b, tokB, start))
+	if code := a.status(t, "GET", "/users/me", tokA, ""); code != 401 {
+		t.Fatalf("A accepts its own revoked token: %d", code)
+	}
+
+	// A key revoked on B fails on A (which had it cached).
+	tok := b.token(t, "alice", "alice-password")
+	code, body := b.call(t, "POST", "/users/me/keys", tok, `{"name":"ci"}`)
+	if code != 201 {
+		t.Fatalf("create key: %d %s", code, body)
+	}
+	var key struct {
+		ID  uint64
+		Key string
+	}
+	json.Unmarshal([]byte(body), &key)
+	if code := a.status(t, "GET", "/users/me", key.Key, ""); code != 200 {
+		t.Fatalf("key on A: %d", code)
+	}
+	start = time.Now()
+	if code := b.status(t, "DELETE", fmt.Sprintf("/users/me/keys/%d", key.ID), tok, ""); code != 204 && code != 200 {
+		t.Fatalf("revoke on B: %d", code)
+	}
+	t.Logf("key revoked on B refused on A after %s", refusedWithin(t, a, key.Key, start))
+
+	// A password change on B ends the sessions held on A.
+	tokA = a.token(t, "alice", "alice-password")
+	tokB = b.token(t, "alice", "alice-password")
+	start = time.Now()
+	if code, body := b.call(t, "POST", "/users/me/password", tokB,
+		`{"current_password":"alice-password","new_password":"alice-password-2"}`); code != 200 {
+		t.Fatalf("password change on B: %d %s", code, body)
+	}
+	t.Logf("password change on B refused on A after %s", refusedWithin(t, a, tokA, start))
+	a.token(t, "alice", "alice-password-2")
+
+	// kill -9 of A while it streams: B keeps serving, and the store
+	// takes new writes and reads back whole.
+	tokA = a.token(t, "alice", "alice-password-2")
+	req, _ := http.NewRequest("POST", a.url+"/generate", strings.NewReader(`{"prompt":"Once upon a time","max_new_tokens":100,"stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, one); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	a.cmd.Wait()
+	tokB = b.token(t, "alice", "alice-password-2")
+	if code, body := b.call(t, "POST", "/generate", tokB, `{"prompt":"Still here","max_new_tokens":5}`); code != 200 {
+		t.Fatalf("B after A was killed: %d %s", code, body)
+	}
+	if code := b.status(t, "POST", "/users", "", `{"username":"bob","password":"bob-password"}`); code != 200 {
+		t.Fatalf("register on B after A was killed: %d", code)
+	}
+	c := replica(t, url) // a replacement for A, on the same database
+	c.token(t, "bob", "bob-password")
+	if code := c.status(t, "GET", "/users/me", tokB, ""); code != 200 {
+		t.Fatalf("B's token on the replacement: %d", code)
+	}
+}
+
+// TestReplicasStartingTogetherMigrateOnce starts two replicas at the same
+// moment on an empty database: both serve, and each schema step was
+// applied once.
+func TestReplicasStartingTogetherMigrateOnce(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	bin := gpt2dBinary(t)
+	cmds := make([]*exec.Cmd, 2)
+	for i := range cmds {
+		cmds[i] = exec.Command(bin, serveArgs(url)...)
+		cmds[i].Env = append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+	}
+	servers := make([]*server, 2)
+	var wg sync.WaitGroup
+	for i := range cmds {
+		wg.Add(1)
+		// serve's t.Fatal ends only this goroutine (deferred Done runs);
+		// the nil server is reported below.
+		go func() { defer wg.Done(); servers[i] = serve(t, cmds[i]) }()
+	}
+	wg.Wait()
+	for i, s := range servers {
+		if s == nil {
+			t.Fatalf("replica %d did not start", i)
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows, versions int
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT version) FROM gpt2d_schema`).Scan(&rows, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if rows != postgres.SchemaVersion || versions != postgres.SchemaVersion {
+		t.Fatalf("gpt2d_schema: %d rows, %d versions; want %d each", rows, versions, postgres.SchemaVersion)
+	}
+	migrated := 0
+	for _, s := range servers {
+		migrated += strings.Count(s.logs.String(), "store schema migrated")
+	}
+	if migrated != postgres.SchemaVersion {
+		t.Fatalf("%d migration steps logged by the two replicas, want %d", migrated, postgres.SchemaVersion)
+	}
+}
+
+// TestStoreCopyMovesAnInstall copies a bbolt store into PostgreSQL with
+// `gpt2d store copy` (twice: it is idempotent), then serves from the copy:
+// the user's password, API key and usage came along.
+func TestStoreCopyMovesAnInstall(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gpt2d.db")
+	s := startServe(t, data, nil)
+	if code, body := s.call(t, "POST", "/users", "", `{"username":"carol","password":"carol-password"}`); code != 200 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	tok := s.token(t, "carol", "carol-password")
+	_, body := s.call(t, "POST", "/users/me/keys", tok, `{"name":"moving"}`)
+	var key struct{ Key string }
+	json.Unmarshal([]byte(body), &key)
+	if code := s.status(t, "POST", "/generate", key.Key, `{"prompt":"Before the move","max_new_tokens":3}`); code != 200 {
+		t.Fatalf("generate: %d", code)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+
+	url := pgtest.NewDatabase(t)
+	for round := range 2 {
+		out, err := exec.Command(gpt2dBinary(t), "store", "copy", "--from", data, "--to", url).CombinedOutput()
+		if err != nil {
+			t.Fatalf("store copy (run %d): %v\n%s", round+1, err, out)
+		}
+		for _, want := range []string{"users", "api_keys", "audit", "usage", "copied and verified"} {
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("store copy output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(string(out), "DIFFERS") {
+			t.Fatalf("store copy (run %d):\n%s", round+1, out)
+		}
+		if round == 0 {
+			t.Logf("store copy:\n%s", out)
+		}
+	}
+
+	p := replica(t, url)
+	tok = p.token(t, "carol", "carol-password")
+	if code := p.status(t, "GET", "/users/me", key.Key, ""); code != 200 {
+		t.Fatalf("copied API key: %d", code)
+	}
+	code, usage := p.call(t, "GET", "/users/me/usage", tok, "")
+	if code != 200 || !strings.Contains(usage, `"requests":1`) {
+		t.Fatalf("copied usage: %d %s", code, usage)
+	}
+}
