@@ -44,6 +44,28 @@ func openTestStore(t testing.TB) store.Store {
 	return db
 }
 
+// storeSize is the bytes a store takes: the bbolt file, or the
+// PostgreSQL database.
+func storeSize(t *testing.T, db store.Store) int64 {
+	t.Helper()
+	switch db := db.(type) {
+	case *store.DB:
+		fi, err := os.Stat(db.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	case *postgres.DB:
+		n, err := db.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Fatalf("unknown store %T", db)
+	return 0
+}
+
 // boltOnly skips a test of something only the bbolt store has (a
 // snapshot file) in the PostgreSQL run; the PostgreSQL behaviour has its
 // own test.

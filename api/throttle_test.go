@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,8 +261,7 @@ func TestRefusedAndFailedLoginsDoNotGrowStoreOrLog(t *testing.T) {
 	ts := start(t, defaultThrottle)
 	ts.clock.Freeze()
 	admin := ts.admin("root")
-	fi, _ := os.Stat(ts.db.Path())
-	sizeBefore := fi.Size()
+	sizeBefore := storeSize(t, ts.db)
 	eventsBefore, _ := ts.db.ListAudit(0, 1)
 
 	const n = 600
@@ -285,7 +283,7 @@ func TestRefusedAndFailedLoginsDoNotGrowStoreOrLog(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	fi, _ = os.Stat(ts.db.Path())
+	sizeAfter := storeSize(t, ts.db)
 	events, err := ts.db.ListAudit(0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +299,7 @@ func TestRefusedAndFailedLoginsDoNotGrowStoreOrLog(t *testing.T) {
 		}
 	}
 	t.Logf("%d failed logins with 60 KB usernames: store %d → %d bytes, %d audit events, log %d bytes",
-		n, sizeBefore, fi.Size(), added, len(ts.logs.String()))
+		n, sizeBefore, sizeAfter, added, len(ts.logs.String()))
 	// About 31 evaluated failures (the address budget) and one summary per
 	// minute of refusals; never one event per refused attempt.
 	if added > 40 {

@@ -165,3 +165,12 @@ func (db *DB) Version() (int, error) {
 	v, err := version(ctx, conn.Conn())
 	return v, wrap("schema version", err)
 }
+
+// Size returns the bytes the database takes on disk.
+func (db *DB) Size() (int64, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var n int64
+	err := db.pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+	return n, wrap("database size", err)
+}
