@@ -558,3 +558,56 @@ func TestLocalAPIKeyActsAsTheBootstrapAdmin(t *testing.T) {
 		}
 	}
 }
+
+func TestServeOnATerminalAsksForTheFirstAdmin(t *testing.T) {
+	scriptBin := requireTool(t, "script", "it gives gpt2d serve a terminal (util-linux)")
+	dir := t.TempDir()
+	serveCmd := shellQuote(gpt2dBinary(t)) + " serve --model " + shellQuote(tinyDir) + " --addr 127.0.0.1:0 --data gpt2d.db"
+	cmd := exec.Command(scriptBin, "-qefc", serveCmd, "/dev/null")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "GPT2D_BCRYPT_COST=4", "TERM=dumb")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	kill := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer kill.Stop()
+
+	r := bufio.NewReader(stdout)
+	var seen strings.Builder
+	waitFor := func(s string) string {
+		t.Helper()
+		for !strings.Contains(seen.String(), s) {
+			b, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("waiting for %q: %v\n%s", s, err, seen.String())
+			}
+			seen.WriteByte(b)
+		}
+		return seen.String()
+	}
+	waitFor("Name of the first admin")
+	io.WriteString(stdin, "root\n")
+	waitFor("Password: ")
+	io.WriteString(stdin, "first-admin-password\n")
+	waitFor("Repeat password: ")
+	io.WriteString(stdin, "first-admin-password\n")
+	waitFor(`created admin "root"`)
+	waitFor("msg=listening")
+	rest, _ := r.ReadString('\n')
+	out := seen.String() + rest
+	line := out[strings.LastIndex(out, "msg=listening"):]
+	addr := strings.Fields(line[strings.Index(line, "addr=")+len("addr="):])[0]
+	if strings.Contains(out, "first-admin-password") {
+		t.Fatal("the password was echoed")
+	}
+	resp, err := http.PostForm("http://"+addr+"/token", url.Values{"username": {"root"}, "password": {"first-admin-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login as the admin made at the prompt: %d", resp.StatusCode)
+	}
+}
