@@ -8,11 +8,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -610,4 +612,45 @@ func TestServeOnATerminalAsksForTheFirstAdmin(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("login as the admin made at the prompt: %d", resp.StatusCode)
 	}
+}
+
+func TestServeModelNameFetchesAndConvertsOnFirstUse(t *testing.T) {
+	// A fake Hub with the tiny model as openai-community/gpt2.
+	var requests []string
+	var mu sync.Mutex
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests = append(requests, r.URL.Path)
+		mu.Unlock()
+		name, ok := strings.CutPrefix(r.URL.Path, "/openai-community/gpt2/resolve/main/")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("X-Repo-Commit", "c0ffee")
+		http.ServeFile(w, r, filepath.Join(tinyDir, name))
+	}))
+	defer hub.Close()
+	dir := t.TempDir()
+	env := append(os.Environ(), "GPT2D_BCRYPT_COST=4", "HF_ENDPOINT="+hub.URL, "HF_HOME="+filepath.Join(dir, "hf"))
+	cmd := exec.Command(gpt2dBinary(t), "serve", "--model", "gpt2", "--addr", "127.0.0.1:0", "--data", "gpt2d.db")
+	cmd.Dir, cmd.Env = dir, env
+	s := serve(t, cmd) // /health 503 during the fetch, 200 once loaded
+	if _, err := os.Stat(filepath.Join(dir, "models", "gpt2.gpt2d")); err != nil {
+		t.Fatalf("no converted file in the models directory: %v\n%s", err, s.logs)
+	}
+	mu.Lock()
+	n := len(requests)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("the Hub was never asked")
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+
+	// The second start uses the converted file: no network.
+	hub.Close()
+	cmd = exec.Command(gpt2dBinary(t), "serve", "--model", "gpt2", "--addr", "127.0.0.1:0", "--data", "gpt2d.db")
+	cmd.Dir, cmd.Env = dir, env
+	serve(t, cmd)
 }

@@ -102,11 +102,11 @@ func serve(t *testing.T, cmd *exec.Cmd) *server {
 			t.Fatalf("serve exited:\n%s", s.logs)
 		}
 		s.url = "http://" + a
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatalf("serve did not start:\n%s", s.logs)
 	}
 	// /health is 503 while the model loads, then 200.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		resp, err := http.Get(s.url + "/health")
 		if err == nil {
