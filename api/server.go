@@ -24,6 +24,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"gpt2d/auth"
+	"gpt2d/console"
 	"gpt2d/gpt2"
 	"gpt2d/gpt2/tokenizer"
 	"gpt2d/store"
@@ -186,6 +187,7 @@ type Server struct {
 	usage     *usageRecorder
 	requests  *requestLimiter
 	jwt       fiber.Handler // contrib/jwt verifying access tokens
+	site      *console.Site // the web console and /docs
 }
 
 type generatorBox struct{ Generator }
@@ -219,6 +221,9 @@ func New(cfg Config) (*Server, error) {
 		addrs:     addrs,
 		requests:  newRequestLimiter(),
 	}
+	if s.site, err = console.New(console.Options{RegistrationOpen: !cfg.RegistrationClosed}); err != nil {
+		return nil, err
+	}
 	s.tel = newTelemetry(s.generator)
 	registerAuthMetrics(s.tel.reg, cfg.Auth, &s.throttled)
 	s.jwt = s.newJWTMiddleware()
@@ -248,10 +253,12 @@ func New(cfg Config) (*Server, error) {
 // except the routes listed in publicRoutes.
 func (s *Server) mount() {
 	app := s.app
-	app.Use(s.requestIDs, s.logRequests, recover.New(), securityHeaders, s.cors(), s.authenticate)
+	app.Use(s.requestIDs, s.logRequests, recover.New(), securityHeaders, s.cors())
+	s.mountConsole(app) // static and public: before authenticate
+	app.Use(s.authenticate)
 
 	app.Get("/health", s.health)
-	app.Get("/docs", docsPage)
+	app.Get("/docs", s.docsPage)
 	app.Get("/openapi.json", openAPIDocument)
 
 	app.Post("/users", s.register)

@@ -255,9 +255,12 @@ func TestServeBootstrapsAdminServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds. The bound only guards against a
+// hang: CI shares two cores between the race detector, a browser and
+// other tests.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition never held")
