@@ -119,7 +119,7 @@ func TestConsoleStreamsAndStops(t *testing.T) {
 		defer b.bind(t)()
 		const asked = 500
 		tb.generate("The history of the world", asked)
-		tb.until("stream started", `document.getElementById('gen-text').textContent.length > 0`)
+		tb.until("stream started", `document.getElementById('gen-status').textContent === 'streaming' && document.getElementById('gen-text').textContent.length > 0`)
 		if active := s.metric(t, root, "gpt2d_active_sequences"); active != 1 {
 			t.Fatalf("active sequences while streaming: %v", active)
 		}

@@ -57,6 +57,8 @@ func (tb *tab) generate(prompt string, maxNewTokens int) {
 	tb.set("#gen-prompt", prompt)
 	tb.set("#gen-max-new-tokens", strconv.Itoa(maxNewTokens))
 	tb.set("#gen-seed", "7")
+	// Blank the last run's output, so conditions on it see this run only.
+	eval[bool](tb, `(document.getElementById('gen-text').textContent = document.getElementById('gen-status').textContent = '') === ''`)
 	tb.click("#gen-start")
 }
 
