@@ -59,7 +59,7 @@ func (tb *tab) generate(prompt string, maxNewTokens int) {
 	tb.set("#gen-seed", "7")
 	// Blank the last run's output, so conditions on it see this run only.
 	eval[bool](tb, `(document.getElementById('gen-text').textContent = document.getElementById('gen-status').textContent = '') === ''`)
-	tb.click("#gen-start")
+	tb.do("generate", chromedp.WaitEnabled(chromedp.CSS("#gen-start")), chromedp.Click(chromedp.CSS("#gen-start")))
 }
 
 // TestConsoleInABrowser drives the web console of the built server (the

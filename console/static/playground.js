@@ -111,16 +111,18 @@ export class Playground {
       const reader = resp.body.getReader();
       const decoder = new TextDecoder();
       let buf = '';
-      for (;;) {
+      while (!finished) {
         const {value, done} = await reader.read();
         if (done) break;
         buf += decoder.decode(value, {stream: true}).replace(/\r\n?/g, '\n');
         let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
+        while (!finished && (i = buf.indexOf('\n\n')) >= 0) {
           handle(parseEvent(buf.slice(0, i)));
           buf = buf.slice(i + 2);
         }
       }
+      // The last event ends the run; the connection may close later.
+      if (finished) reader.cancel().catch(() => {});
       if (!finished) this.status('ended early');
     } catch (e) {
       if (e.name === 'AbortError') {
