@@ -308,6 +308,35 @@ func TestPiecesMatchReferenceIDsAndOffsets(t *testing.T) {
 	}
 }
 
+// TestPiecesOfLongTextsAreThoseOfEncode: Pieces hands sugarme the text
+// in runs of words; the ids of a long text must still be Encode's, and
+// the bytes must still add up to the text.
+func TestPiecesOfLongTextsAreThoseOfEncode(t *testing.T) {
+	tok := loadBoth(t)[0].tok
+	var texts []string
+	for _, c := range readCases(t) {
+		texts = append(texts, strings.ToValidUTF8(c.Text, "\uFFFD"))
+	}
+	long := strings.Join(texts, "   \n\t ")
+	for _, text := range []string{long, strings.Repeat(long, 5), strings.Repeat(" ", 3*piecesChunk) + "x", strings.Repeat("ab", 3*piecesChunk)} {
+		pieces, err := tok.Pieces(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tok.Encode(text)
+		var all []byte
+		for i, p := range pieces {
+			if i >= len(want) || p.ID != want[i] {
+				t.Fatalf("%d-byte text: piece %d is %d, Encode gives %v", len(text), i, p.ID, want[min(i, len(want)-1)])
+			}
+			all = append(all, p.Bytes...)
+		}
+		if len(pieces) != len(want) || string(all) != text {
+			t.Fatalf("%d-byte text: %d pieces for %d ids", len(text), len(pieces), len(want))
+		}
+	}
+}
+
 func TestConcurrentUseIsSafeAndConsistent(t *testing.T) {
 	tok := loadBoth(t)[0].tok
 	// A tiny cache makes the goroutines fight over evictions.
