@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -214,11 +213,8 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
-	}
-	if err := s.checkModel(g, r.model); err != nil {
+	g, err := s.servedModel(r.model)
+	if err != nil {
 		return err
 	}
 	for _, m := range r.messages {
@@ -262,17 +258,11 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	out := &chatRender{s: s, r: r, gen: gen, started: make([]bool, r.n),
 		resp: chatResponse{ID: id, Object: "chat.completion", Created: s.cfg.Now().Unix(), Model: s.modelName(g)}}
 	detail := map[string]any{"messages": len(r.messages), "n": r.n, "max_tokens": p.MaxNewTokens}
-	finish := func() { s.finish(gen, who, "chat", r.stream, detail) }
 	if r.stream {
 		out.resp.Object = "chat.completion.chunk"
-		return s.streamGeneration(c, gen, out, finish, s.openAIGenerateError)
 	}
-	gen.wait()
-	finish()
-	if err := gen.err(); err != nil {
-		return s.openAIGenerateError(err)
-	}
-	return c.JSON(out.complete())
+	finish := func() { s.finish(gen, who, "chat", r.stream, detail) }
+	return s.respond(c, gen, out, r.stream, finish, s.openAIGenerateError)
 }
 
 // chatRender renders a chat completion's choices, whole or as a stream.
@@ -294,7 +284,7 @@ func (o *chatRender) reply(i int, text string) string {
 	return text
 }
 
-func (o *chatRender) complete() chatResponse {
+func (o *chatRender) complete() any {
 	resp := o.resp
 	for i := range o.gen.choices {
 		res := o.gen.choices[i].res
@@ -305,9 +295,7 @@ func (o *chatRender) complete() chatResponse {
 		}
 		resp.Choices = append(resp.Choices, ch)
 	}
-	counts := o.gen.counts()
-	u := newUsage(int(counts.PromptTokens), int(counts.CompletionTokens))
-	resp.Usage = &u
+	resp.Usage = o.gen.usage()
 	return resp
 }
 
@@ -346,15 +334,9 @@ func (o *chatRender) end(w *sseWriter, i int, res *gpt2.Result) error {
 func (o *chatRender) fail(w *sseWriter, err error) { w.send("", o.s.openAIStreamError(err)) }
 
 func (o *chatRender) close(w *sseWriter) error {
-	if o.r.includeUsage {
-		counts := o.gen.counts()
+	return sendOpenAIEnd(w, o.gen, o.r.includeUsage, func(u *usage) any {
 		chunk := o.resp
-		chunk.Choices = []chatChoice{}
-		u := newUsage(int(counts.PromptTokens), int(counts.CompletionTokens))
-		chunk.Usage = &u
-		if err := w.send("", chunk); err != nil {
-			return err
-		}
-	}
-	return w.send("", "[DONE]")
+		chunk.Choices, chunk.Usage = []chatChoice{}, u
+		return chunk
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -157,11 +156,8 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
-	}
-	if err := s.checkModel(g, r.model); err != nil {
+	g, err := s.servedModel(r.model)
+	if err != nil {
 		return err
 	}
 	prepared := make([]*gpt2.Prepared, len(r.prompts))
@@ -218,15 +214,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 		builders: make([]logprobBuilder, len(choices))}
 	detail := map[string]any{"prompts": len(r.prompts), "n": r.n, "max_tokens": r.maxTokens}
 	finish := func() { s.finish(gen, who, "completions", r.stream, detail) }
-	if r.stream {
-		return s.streamGeneration(c, gen, out, finish, s.openAIGenerateError)
-	}
-	gen.wait()
-	finish()
-	if err := gen.err(); err != nil {
-		return s.openAIGenerateError(err)
-	}
-	return c.JSON(out.complete())
+	return s.respond(c, gen, out, r.stream, finish, s.openAIGenerateError)
 }
 
 // completionRender renders a completion's choices, whole or as a stream.
@@ -254,7 +242,7 @@ func (o *completionRender) echoed(i int) (string, *completionLogprobs) {
 }
 
 // complete is the whole response, once every choice has ended.
-func (o *completionRender) complete() completionResponse {
+func (o *completionRender) complete() any {
 	resp := o.resp
 	for i := range o.gen.choices {
 		res := o.gen.choices[i].res
@@ -265,9 +253,7 @@ func (o *completionRender) complete() completionResponse {
 		resp.Choices = append(resp.Choices, completionChoice{Text: text + res.Text, Index: i, Logprobs: lp,
 			FinishReason: openAIFinish(res.FinishReason)})
 	}
-	counts := o.gen.counts()
-	u := newUsage(int(counts.PromptTokens), int(counts.CompletionTokens))
-	resp.Usage = &u
+	resp.Usage = o.gen.usage()
 	return resp
 }
 
@@ -308,17 +294,11 @@ func (o *completionRender) end(w *sseWriter, i int, res *gpt2.Result) error {
 func (o *completionRender) fail(w *sseWriter, err error) { w.send("", o.s.openAIStreamError(err)) }
 
 func (o *completionRender) close(w *sseWriter) error {
-	if o.r.includeUsage {
-		counts := o.gen.counts()
+	return sendOpenAIEnd(w, o.gen, o.r.includeUsage, func(u *usage) any {
 		chunk := o.resp
-		chunk.Choices = []completionChoice{}
-		u := newUsage(int(counts.PromptTokens), int(counts.CompletionTokens))
-		chunk.Usage = &u
-		if err := w.send("", chunk); err != nil {
-			return err
-		}
-	}
-	return w.send("", "[DONE]")
+		chunk.Choices, chunk.Usage = []completionChoice{}, u
+		return chunk
+	})
 }
 
 // logprobBuilder turns token logprobs into OpenAI's legacy shape for one

@@ -81,9 +81,9 @@ func (s *Server) generate(c *fiber.Ctx) error {
 		s.audit(c, slog.LevelWarn, "generate.blocked", who.user, "", map[string]any{"prompt_chars": utf8.RuneCountInString(prompt)})
 		return blockedError()
 	}
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
+	g, err := s.loadedGenerator()
+	if err != nil {
+		return err
 	}
 	p, err := g.Prepare(req)
 	if err != nil {
@@ -98,50 +98,47 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	}
 	gen := s.newGeneration([]choice{{p: p, chargePrompt: true, promptTokens: len(p.IDs)}})
 	gen.start(g, stream)
-	name := s.modelName(g)
 	finish := func() { s.finish(gen, who, "generate", stream, detail) }
-	early := func(err error) error { return s.generateError(err, "max_length") }
-
-	if stream {
-		return s.streamGeneration(c, gen, &generateStream{s: s, name: name}, finish, early)
-	}
-	gen.wait()
-	finish()
-	if err := gen.err(); err != nil {
-		return early(err)
-	}
-	res := gen.choices[0].res
-	s.log.Debug("generate text", "user", who.user.Username, "prompt", prompt, "text", res.Text)
-	return c.JSON(generateResponse{GeneratedText: prompt + res.Text, Model: name, ModelName: name,
-		FinishReason: string(res.FinishReason), Usage: newUsage(res.PromptTokens, res.CompletionTokens)})
+	out := &generateRender{s: s, gen: gen, name: s.modelName(g), prompt: prompt}
+	return s.respond(c, gen, out, stream, finish, func(err error) error { return s.generateError(err, "max_length") })
 }
 
-// generateStream renders /generate's stream: {"text": …} events, then an
-// "event: done" with the finish reason and counts, or an "event: error".
-type generateStream struct {
-	s    *Server
-	name string
+// generateRender renders /generate's answer: the prompt and its
+// continuation, or as a stream {"text": …} events, then an "event: done"
+// with the finish reason and counts, or an "event: error".
+type generateRender struct {
+	s      *Server
+	gen    *generation
+	name   string
+	prompt string
 }
 
-func (*generateStream) open(*sseWriter) error { return nil }
+func (g *generateRender) complete() any {
+	res := g.gen.choices[0].res
+	g.s.log.Debug("generate text", "prompt", g.prompt, "text", res.Text)
+	return generateResponse{GeneratedText: g.prompt + res.Text, Model: g.name, ModelName: g.name,
+		FinishReason: string(res.FinishReason), Usage: newUsage(res.PromptTokens, res.CompletionTokens)}
+}
 
-func (*generateStream) chunk(w *sseWriter, _ int, c gpt2.Chunk) error {
+func (*generateRender) open(*sseWriter) error { return nil }
+
+func (*generateRender) chunk(w *sseWriter, _ int, c gpt2.Chunk) error {
 	if c.Text == "" {
 		return nil // tokens that only started a UTF-8 character
 	}
 	return w.send("", generateDelta{Text: c.Text})
 }
 
-func (g *generateStream) end(w *sseWriter, _ int, res *gpt2.Result) error {
+func (g *generateRender) end(w *sseWriter, _ int, res *gpt2.Result) error {
 	return w.send("done", generateDone{FinishReason: string(res.FinishReason), Model: g.name, ModelName: g.name,
 		usage: newUsage(res.PromptTokens, res.CompletionTokens)})
 }
 
-func (g *generateStream) fail(w *sseWriter, err error) {
+func (g *generateRender) fail(w *sseWriter, err error) {
 	w.send("error", g.s.streamError(err, "max_length"))
 }
 
-func (*generateStream) close(*sseWriter) error { return nil }
+func (*generateRender) close(*sseWriter) error { return nil }
 
 // generateError maps the engine's errors onto HTTP. lengthParam names the
 // field a context-length error is reported against.

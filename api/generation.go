@@ -160,6 +160,13 @@ func (g *generation) counts() store.Counts {
 	return n
 }
 
+// usage is what the generation cost, in OpenAI's shape.
+func (g *generation) usage() *usage {
+	n := g.counts()
+	u := newUsage(int(n.PromptTokens), int(n.CompletionTokens))
+	return &u
+}
+
 // finishReason is the label a choice's end is counted under.
 func (c *choice) finishReason() string {
 	switch {

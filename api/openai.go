@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -77,13 +76,18 @@ func (s *Server) openAIStreamError(err error) openAIError {
 	return body
 }
 
-// checkModel refuses a request for a model other than the one served.
-func (s *Server) checkModel(g Generator, model string) error {
+// servedModel returns the generator when model names the model served;
+// a 404 model_not_found names any other, a 503 says the model is loading.
+func (s *Server) servedModel(model string) (Generator, error) {
+	g, err := s.loadedGenerator()
+	if err != nil {
+		return nil, err
+	}
 	if model != s.modelName(g) {
-		return &httpError{status: fiber.StatusNotFound, detail: fmt.Sprintf("The model `%s` does not exist", model),
+		return nil, &httpError{status: fiber.StatusNotFound, detail: fmt.Sprintf("The model `%s` does not exist", model),
 			code: "model_not_found", param: "model"}
 	}
-	return nil
+	return g, nil
 }
 
 // newID returns a fresh OpenAI-style id: prefix and 24 hex digits.
@@ -150,20 +154,17 @@ func (s *Server) modelOut(g Generator) modelOut {
 
 // listModels is GET /v1/models: the one model served.
 func (s *Server) listModels(c *fiber.Ctx) error {
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
+	g, err := s.loadedGenerator()
+	if err != nil {
+		return err
 	}
 	return c.JSON(fiber.Map{"object": "list", "data": []modelOut{s.modelOut(g)}})
 }
 
 // getModel is GET /v1/models/{model}.
 func (s *Server) getModel(c *fiber.Ctx) error {
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
-	}
-	if err := s.checkModel(g, c.Params("model")); err != nil {
+	g, err := s.servedModel(c.Params("model"))
+	if err != nil {
 		return err
 	}
 	return c.JSON(s.modelOut(g))

@@ -321,6 +321,14 @@ func (s *Server) SetGenerator(g Generator) {
 // gpt2d_model_load_seconds metric.
 func (s *Server) SetModelLoadTime(d time.Duration) { s.tel.modelLoad.set(d.Seconds()) }
 
+// loadedGenerator returns the generator, or a 503 while the model loads.
+func (s *Server) loadedGenerator() (Generator, error) {
+	if g := s.generator(); g != nil {
+		return g, nil
+	}
+	return nil, retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
+}
+
 func (s *Server) generator() Generator {
 	if b := s.gen.Load(); b != nil {
 		return b.Generator

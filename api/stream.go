@@ -87,6 +87,29 @@ func wantsStream(c *fiber.Ctx, b *body) bool {
 	return false
 }
 
+// renderer renders one endpoint's answer to a generation: whole, once
+// every choice has ended (complete), or as an event stream.
+type renderer interface {
+	streamRenderer
+	complete() any
+}
+
+// respond runs the rest of a request whose generation has started: with
+// stream, through streamGeneration; else it waits for every choice, has
+// finish record the generation, and answers r.complete() — or the first
+// choice's error, mapped by mapErr.
+func (s *Server) respond(c *fiber.Ctx, gen *generation, r renderer, stream bool, finish func(), mapErr func(error) error) error {
+	if stream {
+		return s.streamGeneration(c, gen, r, finish, mapErr)
+	}
+	gen.wait()
+	finish()
+	if err := gen.err(); err != nil {
+		return mapErr(err)
+	}
+	return c.JSON(r.complete())
+}
+
 // streamRenderer writes the events of one endpoint's stream. Each method
 // returns the error of a failed write: the client is gone.
 type streamRenderer interface {
@@ -141,4 +164,16 @@ func (s *Server) streamGeneration(c *fiber.Ctx, gen *generation, r streamRendere
 		}
 		r.close(w)
 	})
+}
+
+// sendOpenAIEnd ends an OpenAI stream: a last chunk with the usage and no
+// choices when the client asked for it (stream_options.include_usage),
+// made by usageChunk, then "data: [DONE]".
+func sendOpenAIEnd(w *sseWriter, gen *generation, includeUsage bool, usageChunk func(*usage) any) error {
+	if includeUsage {
+		if err := w.send("", usageChunk(gen.usage())); err != nil {
+			return err
+		}
+	}
+	return w.send("", "[DONE]")
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,14 +42,12 @@ func (s *Server) tokenize(c *fiber.Ctx) error {
 	if err := b.err(); err != nil {
 		return err
 	}
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
+	g, err := s.loadedGenerator()
+	if err == nil && model != "" {
+		g, err = s.servedModel(model)
 	}
-	if model != "" {
-		if err := s.checkModel(g, model); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 	if err := s.admit(s.callerOf(c)); err != nil {
 		return err
@@ -94,9 +91,9 @@ func (s *Server) detokenize(c *fiber.Ctx) error {
 	if err := b.err(); err != nil {
 		return err
 	}
-	g := s.generator()
-	if g == nil {
-		return retryLater(fiber.StatusServiceUnavailable, "Model is loading, retry later", 5*time.Second)
+	g, err := s.loadedGenerator()
+	if err != nil {
+		return err
 	}
 	if err := s.admit(s.callerOf(c)); err != nil {
 		return err

@@ -204,23 +204,17 @@ func (e *Engine) Score(ctx context.Context, p *Prepared, top int) ([]TokenLogpro
 	if err := e.submit(j); err != nil {
 		return nil, err
 	}
-	select {
-	case <-j.notify:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	for {
-		_, done, res, err := j.take()
-		if done {
-			if err != nil {
-				return nil, err
-			}
-			return res.PromptLogprobs, nil
-		}
 		select {
 		case <-j.notify:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		if _, done, res, err := j.take(); done {
+			if err != nil {
+				return nil, err
+			}
+			return res.PromptLogprobs, nil
 		}
 	}
 }
