@@ -3,13 +3,18 @@
 // adds what that service lacked — deny-by-default authentication, API
 // keys, admin controls, throttling, per-user rate limits and usage
 // accounting, request limits, an audit trail — and what users of LLM
-// servers expect: token streaming, an OpenAI-compatible API under /v1 and
-// Prometheus metrics.
+// servers expect: token streaming, an OpenAI-compatible API under /v1
+// (completions, chat completions, models), tokenize/detokenize, CORS,
+// request ids and Prometheus metrics.
 //
 // Handlers translate HTTP into calls on auth, store and a Generator and
-// know nothing of tensors. Validation and error bodies live in
+// know nothing of tensors or tokenizers: a generation request is parsed,
+// prepared by the Generator (tokenized and checked), admitted against the
+// caller's limits, run, and rendered. Validation and error bodies live in
 // validate.go and errors.go; generation.go runs the engine requests
-// behind one HTTP request, stream.go writes event streams.
+// behind one HTTP request, stream.go has the one streaming driver;
+// generate.go, completions.go and chat.go are the three generation
+// endpoints, openai.go what the /v1 ones share.
 package api
 
 import (
