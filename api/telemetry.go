@@ -66,6 +66,11 @@ func newTelemetry(engine func() Generator) *telemetry {
 	for _, limit := range []string{limitRequestsPerMinute, limitTokensPerDay} {
 		t.rateLimited.init(limit)
 	}
+	for _, endpoint := range []string{"generate", "completions", "chat"} {
+		for _, reason := range []string{"length", "stop", "eos", "cancelled", "timeout", "error"} {
+			t.generations.init(endpoint, reason)
+		}
+	}
 	// The text format (version 0.0.4) whatever the scraper asks for:
 	// what the hand-written exposition served, and what every scraper reads.
 	t.handler = adaptor.HTTPHandler(promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
