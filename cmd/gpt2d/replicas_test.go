@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,7 +223,7 @@ func TestStoreCopyMovesAnInstall(t *testing.T) {
 		if err != nil {
 			t.Fatalf("store copy (run %d): %v\n%s", round+1, err, out)
 		}
-		for _, want := range []string{"users", "api_keys", "audit", "usage", "copied and verified"} {
+		for _, want := range []string{"users", "api_keys", "audit", "usage", "copied and verified", "signing key"} {
 			if !strings.Contains(string(out), want) {
 				t.Fatalf("store copy output lacks %q:\n%s", want, out)
 			}
@@ -236,6 +237,9 @@ func TestStoreCopyMovesAnInstall(t *testing.T) {
 	}
 
 	p := replica(t, url)
+	if code := p.status(t, "GET", "/users/me", tok, ""); code != 200 {
+		t.Fatalf("access token issued before the move: %d (the signing key did not move)", code)
+	}
 	tok = p.token(t, "carol", "carol-password")
 	if code := p.status(t, "GET", "/users/me", key.Key, ""); code != 200 {
 		t.Fatalf("copied API key: %d", code)
@@ -243,5 +247,69 @@ func TestStoreCopyMovesAnInstall(t *testing.T) {
 	code, usage := p.call(t, "GET", "/users/me/usage", tok, "")
 	if code != 200 || !strings.Contains(usage, `"requests":1`) {
 		t.Fatalf("copied usage: %d %s", code, usage)
+	}
+}
+
+// guesses makes n wrong password guesses at user, request i on
+// servers[i%len(servers)], all at once or one after another, and returns
+// how many were evaluated (401) and how many refused unevaluated (429).
+func guesses(t *testing.T, servers []*server, user string, n int, concurrent bool) (evaluated, refused int) {
+	t.Helper()
+	codes := make([]int, n)
+	try := func(i int) {
+		s := servers[i%len(servers)]
+		resp, err := http.PostForm(s.url+"/token", neturl.Values{"username": {user}, "password": {fmt.Sprintf("wrong-%d", i)}})
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes[i] = resp.StatusCode
+	}
+	if concurrent {
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-gate; try(i) }()
+		}
+		close(gate)
+		wg.Wait()
+	} else {
+		for i := range n {
+			try(i)
+		}
+	}
+	for i, c := range codes {
+		switch c {
+		case 401:
+			evaluated++
+		case 429:
+			refused++
+		default:
+			t.Fatalf("guess %d answered %d", i, c)
+		}
+	}
+	return evaluated, refused
+}
+
+// TestReplicasShareLoginThrottles guesses a password 30 times one after
+// another on one replica, then 30 times at once split over two replicas
+// of one database: the guesses evaluated are the same number — the
+// throttle's counters live in the database, not in each process.
+func TestReplicasShareLoginThrottles(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a, b := replica(t, url), replica(t, url)
+	for _, name := range []string{"victim1", "victim2"} {
+		if code := a.status(t, "POST", "/users", "", `{"username":"`+name+`","password":"victim-secret-77"}`); code != 200 {
+			t.Fatalf("register %s: %d", name, code)
+		}
+	}
+	const n = 30
+	seq, _ := guesses(t, []*server{a}, "victim1", n, false)
+	conc, refused := guesses(t, []*server{a, b}, "victim2", n, true)
+	t.Logf("%d wrong guesses: %d evaluated one after another on one replica, %d evaluated at once over two (%d refused)", n, seq, conc, refused)
+	if seq == 0 || seq == n || conc != seq {
+		t.Fatalf("evaluated %d sequential guesses on one replica and %d concurrent over two; want equal, and fewer than %d", seq, conc, n)
 	}
 }

@@ -48,6 +48,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		return err
 	}
 	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL}
+	counters := sharedCounters(db) // nil: in-process (one bbolt process)
+	acfg.Throttle.Store = counters
 	if cfg.JWTSecret == "" {
 		acfg.KeyFile = cfg.keyFile() // follow `gpt2d keys rotate`
 		if acfg.KeyFile == "" {
@@ -64,10 +66,12 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	if err := installLocalKey(svc, db, cfg, log); err != nil {
 		return err
 	}
-	if stopLocal, err := serveLocal(ctx, cfg.Data, svc, db, log); err != nil {
-		log.Warn("gpt2d users will not work while the server runs", "err", err)
-	} else {
-		defer stopLocal()
+	if db.Kind() == "bbolt" { // PostgreSQL: gpt2d users opens the shared database itself
+		if stopLocal, err := serveLocal(ctx, cfg.Data, svc, db, log); err != nil {
+			log.Warn("gpt2d users will not work while the server runs", "err", err)
+		} else {
+			defer stopLocal()
+		}
 	}
 	if err := firstAdmin(ctx, svc, db, cfg, stdin, stderr, log); err != nil {
 		return err
@@ -87,6 +91,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		}
 	}
 	srv, err := api.New(api.Config{
+		Counters:           counters,
 		Store:              db,
 		Auth:               svc,
 		Logger:             log,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 
+	"gpt2d/auth"
 	"gpt2d/store"
 	"gpt2d/store/postgres"
 )
@@ -23,6 +24,16 @@ func openStore(ctx context.Context, spec string, log *slog.Logger) (store.Store,
 		return postgres.Open(ctx, spec, postgres.Options{Logger: log})
 	}
 	return store.Open(spec, store.Options{})
+}
+
+// sharedCounters returns the throttle counters replicas share when the
+// store is shared (PostgreSQL), else nil: a bbolt store has one process,
+// whose in-memory counters are the whole truth.
+func sharedCounters(db store.Store) store.CounterStore {
+	if pg, ok := db.(*postgres.DB); ok {
+		return pg.Counters()
+	}
+	return nil
 }
 
 // openStoreForCLI opens the store for a one-shot command. A bbolt file
@@ -126,6 +137,15 @@ func copyStore(ctx context.Context, from, to string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("store copy: read %s: %w", from, err)
 	}
+	keyNote := ""
+	if d.JWTKey == nil {
+		// The bbolt store keeps its signing key in a file beside it: it
+		// moves into the database, which is where replicas without a key
+		// file of their own find it, so access tokens stay valid.
+		if k, err := auth.ReadKeyFile(auth.DefaultKeyFile(from)); err == nil {
+			d.JWTKey, keyNote = k, "the JWT signing key of "+auth.DefaultKeyFile(from)+" is now kept in the database"
+		}
+	}
 	if err := dst.Import(d); err != nil {
 		return fmt.Errorf("store copy: %w", err)
 	}
@@ -148,8 +168,11 @@ func copyStore(ctx context.Context, from, to string, stdout io.Writer) error {
 		return fmt.Errorf("store copy: verification failed: %d kinds of record differ (does the target hold records of another install?)", bad)
 	}
 	fmt.Fprintf(stdout, "copied and verified: %s → %s\n", from, dst.Where())
-	if d.JWTKey == nil {
-		fmt.Fprintln(stdout, "note: the source holds no JWT signing key; give every replica the same key (GPT2D_JWT_SECRET_FILE)")
+	switch {
+	case keyNote != "":
+		fmt.Fprintln(stdout, "note:", keyNote)
+	case d.JWTKey == nil:
+		fmt.Fprintln(stdout, "note: no JWT signing key was copied; replicas share the one the database makes, or a --jwt-secret-file")
 	}
 	return nil
 }

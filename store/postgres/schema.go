@@ -90,11 +90,23 @@ END $$;
 CREATE TRIGGER api_keys_invalidate AFTER UPDATE OR DELETE ON api_keys
 	FOR EACH ROW EXECUTE FUNCTION gpt2d_notify_key();
 `,
+	// 1 → 2: throttle counters shared by replicas (store.Counter). Times
+	// are Unix nanoseconds, 0 for the zero time, so they read back exact.
+	`
+CREATE TABLE counters (
+	key        text PRIMARY KEY,
+	failures   bigint NOT NULL,
+	in_flight  bigint NOT NULL,
+	last_ns    bigint NOT NULL,
+	expires_ns bigint NOT NULL
+);
+CREATE INDEX counters_expiry ON counters (expires_ns);
+`,
 }
 
 // SchemaVersion is the schema version this build writes; it equals
 // len(migrations).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // schemaTable records one row per applied migration step.
 const schemaTable = `CREATE TABLE IF NOT EXISTS gpt2d_schema (
