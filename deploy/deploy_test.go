@@ -223,7 +223,9 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatalf("%s = %+v, want GET /health on port %s", p, probe, c.Ports[0].Name)
 		}
 	}
-	var secret struct{ StringData map[string]string `yaml:"stringData"` }
+	var secret struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
 	remarshal(t, byKind["Secret"], &secret)
 	refs := map[string]bool{}
 	for _, e := range c.Env {
