@@ -491,6 +491,12 @@ func TestModelResolution(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "mine", "gpt2.gpt2d")); err != nil {
 		t.Fatalf("not converted into the models directory: %v", err)
 	}
+	// A directory named like the model that holds no checkpoint (in the
+	// source tree, the gpt2/ package) does not hide the name.
+	os.MkdirAll(filepath.Join(work, "gpt2"), 0o755)
+	if r := runBin(t, work, "", env, append([]string{"generate", "--model", "gpt2", "--models-dir", "mine"}, greedy...)...); r.code != 0 || r.stdout != p.Greedy.Text {
+		t.Fatalf("--model gpt2 beside a gpt2/ directory: %d %q %s", r.code, r.stdout, r.stderr)
+	}
 	// Not cached, no Hub: the error says what failed.
 	r := runBin(t, work, "", env, "generate", "--model", "gpt2-medium", "--models-dir", "mine", "Hi")
 	if r.code != 1 || !strings.Contains(r.stderr, "gpt2-medium") {

@@ -44,14 +44,18 @@ func (s modelSource) resolve(ctx context.Context, spec string) (string, error) {
 	if spec == "" {
 		return "", fmt.Errorf("%w: --model is empty", errNoModel)
 	}
+	repo, isName := s.repoName(spec)
 	if st, err := os.Stat(spec); err == nil {
 		if !st.IsDir() {
 			return spec, nil
 		}
-		return hfDir(spec)
-	}
-	repo, ok := s.repoName(spec)
-	if !ok {
+		dir, err := hfDir(spec)
+		// A directory that holds no checkpoint does not hide a model
+		// name: in gpt2d's source tree, gpt2/ is a Go package.
+		if err == nil || !isName {
+			return dir, err
+		}
+	} else if !isName {
 		return "", s.missing(spec)
 	}
 	name := path.Base(repo)
@@ -77,10 +81,10 @@ func (s modelSource) resolve(ctx context.Context, spec string) (string, error) {
 	return out, nil
 }
 
-// repoName returns the Hub repository spec names, if it is a model name
-// rather than a path: a short name from hub.Repo's list, or owner/name
-// whose owner is not a local directory and which does not look like a
-// file (a .gpt2d or .safetensors name, an absolute or ./ path).
+// repoName returns the Hub repository spec names, if it can be a model
+// name rather than a path: a short name from hub.Repo's list, or
+// owner/name whose owner is not a local directory and which does not look
+// like a file (a .gpt2d or .safetensors name, an absolute or ./ path).
 func (s modelSource) repoName(spec string) (string, bool) {
 	if filepath.IsAbs(spec) || strings.HasPrefix(spec, ".") || strings.Count(spec, "/") > 1 ||
 		strings.HasSuffix(spec, ".gpt2d") || strings.HasSuffix(spec, ".safetensors") {
