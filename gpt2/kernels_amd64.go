@@ -62,6 +62,10 @@ var avx512Kernels = &kernels{
 }
 
 // The wrappers check bounds once, so the assembly cannot run off a slice.
+// The per-dtype ones repeat one shape on purpose (and in
+// kernels_avx2_amd64.go): each binds one assembly function's element
+// types, which a generic Go function cannot call; the checks they share
+// are dotCheck, tileCheck and dotRowsKernels.call.
 
 // dotCheck checks the operands of a call computing rows weight rows
 // against m input rows (the dot4 and dot2 kernels) and returns the bias
