@@ -23,3 +23,7 @@ func maxfVecAVX512(x []float32) float32     { panic("gpt2: no assembly") }
 func dotVecAVX2(a, b []float32) float32     { panic("gpt2: no assembly") }
 func scaleVecAVX2(x []float32, s float32)   { panic("gpt2: no assembly") }
 func maxfVecAVX2(x []float32) float32       { panic("gpt2: no assembly") }
+
+// No bf16 or int8 dot-product instructions off amd64: the roofline
+// measures the float32 peak only.
+const hasBF16, hasVNNI = false, false
