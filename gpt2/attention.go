@@ -73,7 +73,7 @@ func (a *activations) attendBlock(sp span, h int) {
 			qp[i*D+d] = x * scale
 		}
 	}
-	a.qk = Linear{In: D, Out: keys, Type: WeightF32, F32: c.kl[l][head : head+keys*D]}
+	a.qk = linear{In: D, Out: keys, Type: weightF32, F32: c.kl[l][head : head+keys*D]}
 	sc := a.sc.Float32s()[:n*keys]
 	a.pool.linear(sc, qp, n, &a.qk)
 	for i := 0; i < n; i++ {
@@ -86,7 +86,7 @@ func (a *activations) attendBlock(sp span, h int) {
 	for d := 0; d < D; d++ {
 		copy(vt[d*keys:(d+1)*keys], v[head+d*c.ctx:head+d*c.ctx+keys])
 	}
-	a.sv = Linear{In: keys, Out: D, Type: WeightF32, F32: vt}
+	a.sv = linear{In: keys, Out: D, Type: weightF32, F32: vt}
 	out := qp // Q is no longer needed
 	a.pool.linear(out, sc, n, &a.sv)
 	for i := 0; i < n; i++ {

@@ -47,7 +47,7 @@ type activations struct {
 
 	// Blocked attention of prompt chunks (see attendBlock).
 	qp, sc, vt *tensor.Dense // (T, D), (T, P), (D, P)
-	qk, sv     Linear        // Q·Kᵀ and S·V over views of a cache
+	qk, sv     linear        // Q·Kᵀ and S·V over views of a cache
 
 	// scores[i] is attention part i's (P) scratch: rows of a (parts, P)
 	// tensor, viewed once here.
@@ -59,7 +59,7 @@ type activations struct {
 
 	// The pool runs closures made once, here, so that calling them
 	// allocates nothing; each operation sets its operands in args first.
-	pool                   *Pool
+	pool                   *pool
 	args                   opArgs
 	normFn, geluFn, attnFn func(start, end int)
 }
@@ -302,7 +302,7 @@ func layerNormRow(out, x, w, b []float32, eps float64) {
 }
 
 // matmul: out (n, Out) = x (n, In) · Wᵀ + bias, across the pool.
-func (a *activations) matmul(out, x *tensor.Dense, n int, l *Linear) {
+func (a *activations) matmul(out, x *tensor.Dense, n int, l *linear) {
 	a.pool.linear(out.Float32s(), x.Float32s(), n, l)
 }
 

@@ -39,14 +39,14 @@ const (
 // narrowFor returns the narrow GEMM the kernels k run for m input rows of
 // l, or narrowNone. Below smallM rows the dot kernels serve, reading the
 // weights once with the input rows in float32.
-func (k *kernels) narrowFor(m int, l *Linear) narrowKind {
+func (k *kernels) narrowFor(m int, l *linear) narrowKind {
 	if m <= smallM {
 		return narrowNone
 	}
 	switch {
-	case l.Type == WeightBF16 && k.tileBF16 != nil:
+	case l.Type == weightBF16 && k.tileBF16 != nil:
 		return narrowBF16
-	case l.Type == WeightI8 && k.tileI8 != nil:
+	case l.Type == weightI8 && k.tileI8 != nil:
 		return narrowI8
 	}
 	return narrowNone
@@ -82,7 +82,7 @@ func growOf[T any](s []T, n int) []T {
 
 // prepare narrows x (m, K) for the GEMM kind with mr-row strips, the
 // rows split across the pool.
-func (a *narrowA) prepare(p *Pool, kind narrowKind, x []float32, m, K int) {
+func (a *narrowA) prepare(p *pool, kind narrowKind, x []float32, m, K int) {
 	a.kind, a.k, a.x, a.m, a.K = kind, p.kern, x, m, K
 	a.mp = roundUp(m, p.kern.mr)
 	switch kind {
@@ -282,7 +282,7 @@ func (lj *linearJob) narrowChunk(s *scratch, p0, p1 int) {
 // packBF16 lays out W rows [n0, n0+rows), columns [k0, k0+kc) as one
 // panel of k.nr rows in pairs: dst[(p·nr+j)·2+t] = W[n0+j][k0+2p+t], zero
 // past kc and past rows. Whole panels go to k.packPairs when it is set.
-func packBF16(k *kernels, dst []uint16, l *Linear, n0, rows, k0, kc int) {
+func packBF16(k *kernels, dst []uint16, l *linear, n0, rows, k0, kc int) {
 	nr := k.nr
 	done := 0 // pairs packed by the kernel
 	if rows == nr && k.packPairs != nil && l.In%2 == 0 && k0%2 == 0 {
@@ -312,7 +312,7 @@ func packBF16(k *kernels, dst []uint16, l *Linear, n0, rows, k0, kc int) {
 // of k.nr rows in quads of unsigned bytes: dst[(g·nr+j)·4+t] =
 // W[n0+j][k0+4g+t] + 128, and 128 (a zero weight) past kc and past rows.
 // Whole panels go to k.packPairs (a 32-bit transpose) when it is set.
-func packI8(k *kernels, dst []uint8, l *Linear, n0, rows, k0, kc int) {
+func packI8(k *kernels, dst []uint8, l *linear, n0, rows, k0, kc int) {
 	nr := k.nr
 	done := 0 // quads packed by the kernel
 	if rows == nr && k.packPairs != nil && l.In%4 == 0 && k0%4 == 0 {

@@ -30,7 +30,7 @@ func withoutNarrow(k *kernels) *kernels {
 // linearWant returns what ks computes for x (m, l.In) exactly, up to
 // float32 summation order, and the input it effectively multiplies: x
 // itself, x rounded to bf16, or x quantised to int8 and scaled back.
-func linearWant(ks *kernels, x []float32, m int, l *Linear) (want, xin []float32) {
+func linearWant(ks *kernels, x []float32, m int, l *linear) (want, xin []float32) {
 	want = make([]float32, m*l.Out)
 	switch ks.narrowFor(m, l) {
 	case narrowBF16:
@@ -52,7 +52,7 @@ func linearWant(ks *kernels, x []float32, m int, l *Linear) (want, xin []float32
 // gemmKC block, exact integer dot products with the int8 weights, scaled
 // by both scales and summed in float64. It returns the input as the
 // quantisation sees it (q times the block's scale).
-func linearI8Ref(out, x []float32, m int, l *Linear) []float32 {
+func linearI8Ref(out, x []float32, m int, l *linear) []float32 {
 	K := l.In
 	q := make([]int8, m*K)
 	xin := make([]float32, m*K)
@@ -165,10 +165,10 @@ func TestRoundBF16MatchesScalar(t *testing.T) {
 func TestNarrowGEMMStaysCloseToFloat32(t *testing.T) {
 	ks := bestKernels()
 	for _, c := range []struct {
-		typ WeightType
+		typ weightType
 		tol float64 // RMS error over RMS output
-	}{{WeightBF16, 0.005}, {WeightI8, 0.03}} {
-		if ks.narrowFor(smallM+1, &Linear{Type: c.typ}) == narrowNone {
+	}{{weightBF16, 0.005}, {weightI8, 0.03}} {
+		if ks.narrowFor(smallM+1, &linear{Type: c.typ}) == narrowNone {
 			ks = narrowGenericKernels
 		}
 		rng := rand.New(rand.NewPCG(7, 8))
@@ -181,7 +181,7 @@ func TestNarrowGEMMStaysCloseToFloat32(t *testing.T) {
 		}
 		want := make([]float32, m*out)
 		linearRef(want, x, m, l)
-		p := NewPool(2)
+		p := newPool(2)
 		p.kern = ks
 		got := make([]float32, m*out)
 		p.linear(got, x, m, l)

@@ -178,8 +178,8 @@ func tileCheck(mr, nr int, c []float32, ldc int, a []float32, lda int, b []float
 // its 32-byte loads keep a single memory stream 7–10% closer to the
 // bandwidth bound than 64-byte ones (interleaved A/B, 768×3072 layers);
 // the widening work of int8 favours 16 lanes, and f16 is even.
-func avx512Rows1(out, x []float32, l *Linear, o0, o1 int) {
-	if hasAVX2 && (l.Type == WeightF32 || l.Type == WeightBF16) {
+func avx512Rows1(out, x []float32, l *linear, o0, o1 int) {
+	if hasAVX2 && (l.Type == weightF32 || l.Type == weightBF16) {
 		avx2Rows1(out, x, l, o0, o1)
 		return
 	}
@@ -204,7 +204,7 @@ var avx512DotRows = &dotRowsKernels{dotRowsF32AVX512, dotRowsBF16AVX512, dotRows
 // call runs the kernel for l's weight type over weight rows [o0, o1) and
 // their first k columns (k ≤ l.In), after checking the operands once so
 // the assembly cannot run off a slice. o1 > o0 and l.In > 0.
-func (d *dotRowsKernels) call(out, x []float32, l *Linear, o0, o1, k int) {
+func (d *dotRowsKernels) call(out, x []float32, l *linear, o0, o1, k int) {
 	rows := o1 - o0
 	_ = out[rows-1]
 	_ = x[l.In-1]
@@ -214,36 +214,36 @@ func (d *dotRowsKernels) call(out, x []float32, l *Linear, o0, o1, k int) {
 	}
 	off, end := o0*l.In, o1*l.In
 	switch l.Type {
-	case WeightF32:
+	case weightF32:
 		d.f32(&out[0], &x[0], &l.F32[off:end][0], l.In, k, rows, bp)
-	case WeightBF16:
+	case weightBF16:
 		d.bf16(&out[0], &x[0], &l.U16[off:end][0], l.In, k, rows, bp)
-	case WeightF16:
+	case weightF16:
 		d.f16(&out[0], &x[0], &l.U16[off:end][0], l.In, k, rows, bp)
-	case WeightI8:
+	case weightI8:
 		d.i8(&out[0], &x[0], &l.I8[off:end][0], l.In, k, rows, &l.Scale[o0:o1][0], bp)
 	}
 }
 
 // avx512Panel transposes 16-column blocks in registers and leaves a
 // ragged end of kc to panelGeneric.
-func avx512Panel(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32) {
+func avx512Panel(k *kernels, dst []float32, l *linear, n0, k0, kc int, row []float32) {
 	kc16 := kc &^ 15
 	if kc16 > 0 {
 		_ = dst[kc16*32-1]
 		off := n0*l.In + k0
 		end := off + 31*l.In + kc16 // one past the last element read
 		switch l.Type {
-		case WeightF32:
+		case weightF32:
 			_ = l.F32[end-1]
 			pack32F32AVX512(&dst[0], &l.F32[off], l.In, kc16)
-		case WeightBF16:
+		case weightBF16:
 			_ = l.U16[end-1]
 			pack32BF16AVX512(&dst[0], &l.U16[off], l.In, kc16)
-		case WeightF16:
+		case weightF16:
 			_ = l.U16[end-1]
 			pack32F16AVX512(&dst[0], &l.U16[off], l.In, kc16)
-		case WeightI8:
+		case weightI8:
 			_ = l.I8[end-1]
 			pack32I8AVX512(&dst[0], &l.I8[off], l.In, kc16, &l.Scale[n0 : n0+32][0])
 		}

@@ -27,7 +27,7 @@ var avx2Kernels = &kernels{
 	cvtI8:    avx2CvtI8,
 }
 
-func avx2Rows1(out, x []float32, l *Linear, o0, o1 int) {
+func avx2Rows1(out, x []float32, l *linear, o0, o1 int) {
 	k := l.In
 	if o1 <= o0 || k <= 0 {
 		return

@@ -2,8 +2,8 @@ package gpt2
 
 // kernels is one implementation of the inner loops of a linear layer. The
 // drivers in linear.go do the blocking, packing, edges and threading, and
-// call these on full, in-bounds blocks only. A Pool holds the set chosen
-// for the CPU at NewPool; tests swap in genericKernels to check the
+// call these on full, in-bounds blocks only. A pool holds the set chosen
+// for the CPU at newPool; tests swap in genericKernels to check the
 // pure-Go path on any machine.
 type kernels struct {
 	name string
@@ -36,7 +36,7 @@ type kernels struct {
 	// rows1 is the decode kernel, for one input row: out[o-o0] = x·W[o] +
 	// bias[o] for o in [o0, o1), reading the weight rows front to back as
 	// one stream. Nil where a kernel set has none: dot4 serves.
-	rows1 func(out, x []float32, l *Linear, o0, o1 int)
+	rows1 func(out, x []float32, l *linear, o0, o1 int)
 
 	// mr×nr is the register tile of the GEMM kernel.
 	mr, nr int
@@ -50,7 +50,7 @@ type kernels struct {
 	// k0+kc), transposed and widened to float32:
 	//   dst[p*nr+j] = W[n0+j][k0+p]
 	// row is scratch of at least kc floats.
-	panel func(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32)
+	panel func(k *kernels, dst []float32, l *linear, n0, k0, kc int, row []float32)
 
 	// tileBF16 and tileI8 are the micro-kernels of the narrow GEMM
 	// (gemm_narrow.go), tile's contract on mr×nr blocks for input rows
@@ -177,13 +177,13 @@ func tile4x4Generic(c []float32, ldc int, a []float32, lda int, b []float32, kc 
 
 // panelGeneric widens each weight row segment into row and scatters it
 // down its column of the panel.
-func panelGeneric(k *kernels, dst []float32, l *Linear, n0, k0, kc int, row []float32) {
+func panelGeneric(k *kernels, dst []float32, l *linear, n0, k0, kc int, row []float32) {
 	nr := k.nr
 	dst = dst[:kc*nr]
 	row = row[:kc]
 	for j := 0; j < nr; j++ {
 		seg := row
-		if l.Type == WeightF32 {
+		if l.Type == weightF32 {
 			seg = l.F32[(n0+j)*l.In+k0 : (n0+j)*l.In+k0+kc]
 		} else {
 			widen(k, seg, l, n0+j, k0)

@@ -14,24 +14,24 @@ import (
 // randLinear returns an in→out layer of the given weight type with weights
 // and bias uniform in [-1, 1), narrowed from float32 the way a converter
 // would: bf16/f16 by rounding, int8 by per-row absmax scaling.
-func randLinear(rng *rand.Rand, in, out int, typ WeightType, withBias bool) *Linear {
+func randLinear(rng *rand.Rand, in, out int, typ weightType, withBias bool) *linear {
 	w := randVec(rng, in*out)
 	var bias []float32
 	if withBias {
 		bias = randVec(rng, out)
 	}
 	switch typ {
-	case WeightBF16, WeightF16:
+	case weightBF16, weightF16:
 		u := make([]uint16, len(w))
 		for i, v := range w {
-			if typ == WeightBF16 {
+			if typ == weightBF16 {
 				u[i] = bf16FromF32(v)
 			} else {
 				u[i] = f16FromF32(v)
 			}
 		}
 		return newLinear(in, out, typ, u, nil, bias)
-	case WeightI8:
+	case weightI8:
 		q := make([]int8, len(w))
 		sc := make([]float32, out)
 		for o := 0; o < out; o++ {
@@ -49,7 +49,7 @@ func randLinear(rng *rand.Rand, in, out int, typ WeightType, withBias bool) *Lin
 		}
 		return newLinear(in, out, typ, q, sc, bias)
 	}
-	return newLinear(in, out, WeightF32, w, nil, bias)
+	return newLinear(in, out, weightF32, w, nil, bias)
 }
 
 func randVec(rng *rand.Rand, n int) []float32 {
@@ -62,13 +62,13 @@ func randVec(rng *rand.Rand, n int) []float32 {
 
 var weightTypes = []struct {
 	name string
-	typ  WeightType
-}{{"f32", WeightF32}, {"bf16", WeightBF16}, {"f16", WeightF16}, {"int8", WeightI8}}
+	typ  weightType
+}{{"f32", weightF32}, {"bf16", weightBF16}, {"f16", weightF16}, {"int8", weightI8}}
 
 // checkClose holds got against want = linearRef(x, l). Summation order
 // differs between kernels, so each output may differ by a few float32
 // roundings of its terms: the bound is relative to Σ|x·w| + |b|.
-func checkClose(t *testing.T, got, want, x []float32, m int, l *Linear) {
+func checkClose(t *testing.T, got, want, x []float32, m int, l *linear) {
 	t.Helper()
 	w := make([]float32, l.In)
 	bad := 0
@@ -115,7 +115,7 @@ var linearShapes = []struct{ m, in, out int }{
 func TestLinearMatchesReference(t *testing.T) {
 	for _, ks := range append(simdKernels(), genericKernels, narrowGenericKernels) {
 		for _, n := range []int{1, 3} {
-			p := NewPool(n)
+			p := newPool(n)
 			p.kern = ks
 			for _, sh := range linearShapes {
 				for _, wt := range weightTypes {
@@ -143,16 +143,16 @@ func TestBestKernelsUseTheWidestSIMD(t *testing.T) {
 	if ks := simdKernels(); len(ks) > 0 {
 		want = ks[0]
 	}
-	if got := NewPool(1).kern; got != want {
-		t.Errorf("NewPool uses the %s kernels, want %s", got.name, want.name)
+	if got := newPool(1).kern; got != want {
+		t.Errorf("newPool uses the %s kernels, want %s", got.name, want.name)
 	}
 	t.Logf("kernels: %s", want.name)
 }
 
 func TestLinearEmptyInput(t *testing.T) {
-	p := NewPool(2)
+	p := newPool(2)
 	defer p.Close()
-	l := newLinear(0, 3, WeightF32, []float32{}, nil, []float32{1, 2, 3})
+	l := newLinear(0, 3, weightF32, []float32{}, nil, []float32{1, 2, 3})
 	out := []float32{9, 9, 9, 9, 9, 9}
 	p.linear(out, nil, 2, l)
 	if want := []float32{1, 2, 3, 1, 2, 3}; fmt.Sprint(out) != fmt.Sprint(want) {
@@ -161,7 +161,7 @@ func TestLinearEmptyInput(t *testing.T) {
 }
 
 func TestLinearConcurrentCallers(t *testing.T) {
-	p := NewPool(2)
+	p := newPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	shapes := []struct{ m, in, out int }{{1, 300, 500}, {8, 200, 300}, {40, 130, 100}}
@@ -191,7 +191,7 @@ func TestLinearConcurrentCallers(t *testing.T) {
 }
 
 func TestLinearDoesNotAllocate(t *testing.T) {
-	p := NewPool(2)
+	p := newPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, m := range []int{1, 8, 16, 40, smallM + 16} {
@@ -310,24 +310,24 @@ var benchShapes = []struct {
 
 var benchTypes = []struct {
 	name string
-	typ  WeightType
-}{{"f32", WeightF32}, {"bf16", WeightBF16}, {"int8", WeightI8}}
+	typ  weightType
+}{{"f32", weightF32}, {"bf16", weightBF16}, {"int8", weightI8}}
 
 // benchCacheBytes is how much weight memory decode benchmarks cycle through:
 // well past this machine's 32 MiB L3.
 const benchCacheBytes = 256 << 20
 
 // weightBytes is the size of l's weights and scales as read by a kernel.
-func weightBytes(l *Linear) int {
+func weightBytes(l *linear) int {
 	return 4*len(l.F32) + 2*len(l.U16) + len(l.I8) + 4*len(l.Scale)
 }
 
 // benchLinears returns copies of one random layer enough to cover
 // benchCacheBytes when cold is set, else the layer alone.
-func benchLinears(in, out int, typ WeightType, cold bool) []*Linear {
+func benchLinears(in, out int, typ weightType, cold bool) []*linear {
 	rng := rand.New(rand.NewPCG(uint64(in), uint64(out)))
 	l := randLinear(rng, in, out, typ, true)
-	ls := []*Linear{l}
+	ls := []*linear{l}
 	if !cold {
 		return ls
 	}
@@ -346,16 +346,16 @@ func benchLinears(in, out int, typ WeightType, cold bool) []*Linear {
 // read rate as a percentage of the best rate plain reads of the same
 // memory reach just before and just after (streamRate), which holds up on
 // a shared, noisy machine better than two separate benchmarks do.
-func runLinearBench(b *testing.B, ls []*Linear, m int, f func(out, x []float32, m int, l *Linear)) {
+func runLinearBench(b *testing.B, ls []*linear, m int, f func(out, x []float32, m int, l *linear)) {
 	l := ls[0]
 	rng := rand.New(rand.NewPCG(9, 10))
 	x := randVec(rng, m*l.In)
 	out := make([]float32, m*l.Out)
 	f(out, x, m, l)
-	var p *Pool
+	var p *pool
 	var base float64
 	if len(ls) > 1 {
-		p = NewPool(0)
+		p = newPool(0)
 		defer p.Close()
 		base = streamRate(p, ls)
 	}
@@ -378,7 +378,7 @@ func runLinearBench(b *testing.B, ls []*Linear, m int, f func(out, x []float32, 
 // reads the weight memory of ls with the vector kernels (dot of each
 // 256 KiB with itself), whatever the weight type: the memory-bandwidth
 // bound for streaming them.
-func streamRate(p *Pool, ls []*Linear) float64 {
+func streamRate(p *pool, ls []*linear) float64 {
 	const chunk = 64 << 10 // floats
 	var chunks [][]float32
 	for _, l := range ls {
@@ -416,7 +416,7 @@ func streamRate(p *Pool, ls []*Linear) float64 {
 	return best
 }
 
-// BenchmarkLinear measures (*Pool).linear with the kernels for this CPU on
+// BenchmarkLinear measures (*pool).linear with the kernels for this CPU on
 // all GOMAXPROCS cores.
 func BenchmarkLinear(b *testing.B) {
 	benchLinearWith(b, bestKernels(), nil)
@@ -441,7 +441,7 @@ func BenchmarkLinearGeneric(b *testing.B) {
 }
 
 func benchLinearWith(b *testing.B, ks *kernels, only []int) {
-	p := NewPool(0)
+	p := newPool(0)
 	defer p.Close()
 	p.kern = ks
 	for _, sh := range benchShapes {

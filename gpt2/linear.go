@@ -6,51 +6,51 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// WeightType is the element type of a Linear layer's weight matrix.
-type WeightType int
+// weightType is the element type of a linear layer's weight matrix.
+type weightType int
 
 // The weight element types the kernels understand.
 const (
-	WeightF32  WeightType = iota // float32
-	WeightBF16                   // bfloat16 bits in uint16
-	WeightF16                    // IEEE half bits in uint16
-	WeightI8                     // int8 with one float32 scale per output row
+	weightF32  weightType = iota // float32
+	weightBF16                   // bfloat16 bits in uint16
+	weightF16                    // IEEE half bits in uint16
+	weightI8                     // int8 with one float32 scale per output row
 )
 
-// Linear is a dense layer y = x·Wᵀ + b.
+// linear is a dense layer y = x·Wᵀ + b.
 //
 // W is the weight matrix, (Out, In): Out rows of In contiguous elements
 // (the transpose of Hugging Face's Conv1D [in, out]) so that a kernel
 // streams each output's weights once. Its shape is the source of In and
 // Out, copied here by linearOf for the kernels. Exactly one of F32, U16
-// and I8 is W's backing slice, according to Type. For WeightI8, W[o][i] =
+// and I8 is W's backing slice, according to Type. For weightI8, W[o][i] =
 // I8[o*In+i] * Scale[o].
-type Linear struct {
+type linear struct {
 	In, Out int
-	Type    WeightType
+	Type    weightType
 	F32     []float32
 	U16     []uint16
 	I8      []int8
-	Scale   []float32 // (Out) for WeightI8, else nil
+	Scale   []float32 // (Out) for weightI8, else nil
 	Bias    []float32 // (Out), or nil for no bias
 
 	W *tensor.Dense
 }
 
-// linearOf builds a Linear over the tensors w (Out, In), scale (Out; I8
+// linearOf builds a linear over the tensors w (Out, In), scale (Out; I8
 // only) and bias (Out, or nil), checking their shapes and element types
 // once so that the kernels can take the backing slices as they are. Errors
 // name the tensor.
-func linearOf(name string, typ WeightType, w, scale, bias *tensor.Dense) (*Linear, error) {
+func linearOf(name string, typ weightType, w, scale, bias *tensor.Dense) (*linear, error) {
 	if w.Dims() != 2 {
 		return nil, fmt.Errorf("tensor %s: shape %v is not a matrix", name, w.Shape())
 	}
-	l := &Linear{Out: w.Shape()[0], In: w.Shape()[1], Type: typ, W: w}
+	l := &linear{Out: w.Shape()[0], In: w.Shape()[1], Type: typ, W: w}
 	want := tensor.Float32
 	switch typ {
-	case WeightBF16, WeightF16:
+	case weightBF16, weightF16:
 		want = tensor.Uint16
-	case WeightI8:
+	case weightI8:
 		want = tensor.Int8
 	}
 	if w.Dtype() != want {
@@ -64,11 +64,11 @@ func linearOf(name string, typ WeightType, w, scale, bias *tensor.Dense) (*Linea
 	}
 	var err error
 	switch typ {
-	case WeightF32:
+	case weightF32:
 		l.F32 = w.Float32s()
-	case WeightBF16, WeightF16:
+	case weightBF16, weightF16:
 		l.U16 = w.Uint16s()
-	case WeightI8:
+	case weightI8:
 		l.I8 = w.Int8s()
 		if scale == nil {
 			return nil, fmt.Errorf("tensor %s: int8 weights without a scale", name)
@@ -88,7 +88,7 @@ func linearOf(name string, typ WeightType, w, scale, bias *tensor.Dense) (*Linea
 // newLinear is linearOf over plain slices: an in→out layer whose weights
 // are backing ([]float32, []uint16 or []int8 by typ). It panics on
 // operands that do not fit.
-func newLinear(in, out int, typ WeightType, backing any, scale, bias []float32) *Linear {
+func newLinear(in, out int, typ weightType, backing any, scale, bias []float32) *linear {
 	vector := func(v []float32) *tensor.Dense {
 		if v == nil {
 			return nil
@@ -104,20 +104,20 @@ func newLinear(in, out int, typ WeightType, backing any, scale, bias []float32) 
 }
 
 // row returns weight row o as float32 values in dst (len In).
-func (l *Linear) row(dst []float32, o int) {
+func (l *linear) row(dst []float32, o int) {
 	off := o * l.In
 	switch l.Type {
-	case WeightF32:
+	case weightF32:
 		copy(dst, l.F32[off:off+l.In])
-	case WeightBF16:
+	case weightBF16:
 		for i := range dst {
 			dst[i] = bf16ToF32(l.U16[off+i])
 		}
-	case WeightF16:
+	case weightF16:
 		for i := range dst {
 			dst[i] = f16ToF32(l.U16[off+i])
 		}
-	case WeightI8:
+	case weightI8:
 		s := l.Scale[o]
 		for i := range dst {
 			dst[i] = float32(l.I8[off+i]) * s
@@ -127,7 +127,7 @@ func (l *Linear) row(dst []float32, o int) {
 
 // linearRef is the naive, obviously-correct kernel the fast ones are held
 // against: out is (M, Out), x is (M, In), both row-major.
-func linearRef(out, x []float32, m int, l *Linear) {
+func linearRef(out, x []float32, m int, l *linear) {
 	w := make([]float32, l.In)
 	for o := 0; o < l.Out; o++ {
 		l.row(w, o)
@@ -179,7 +179,7 @@ const (
 // output columns across the pool. out must not overlap x. It panics if x
 // or out is too short. It is safe for concurrent use and does not allocate
 // in steady state.
-func (p *Pool) linear(out, x []float32, m int, l *Linear) {
+func (p *pool) linear(out, x []float32, m int, l *linear) {
 	if m <= 0 || l.Out <= 0 {
 		return
 	}
@@ -220,7 +220,7 @@ func (p *Pool) linear(out, x []float32, m int, l *Linear) {
 type linearJob struct {
 	out, x []float32
 	m      int
-	l      *Linear
+	l      *linear
 	k      *kernels
 	gemm   bool
 	narrow narrowKind // the GEMM's operands (gemm_narrow.go)
@@ -262,16 +262,16 @@ func (lj *linearJob) run(s *scratch, start, end int) {
 }
 
 // widen writes weight row o, columns [k0, k0+len(dst)), to dst as float32.
-func widen(k *kernels, dst []float32, l *Linear, o, k0 int) {
+func widen(k *kernels, dst []float32, l *linear, o, k0 int) {
 	off := o*l.In + k0
 	switch l.Type {
-	case WeightF32:
+	case weightF32:
 		copy(dst, l.F32[off:off+len(dst)])
-	case WeightBF16:
+	case weightBF16:
 		k.cvtBF16(dst, l.U16[off:off+len(dst)])
-	case WeightF16:
+	case weightF16:
 		k.cvtF16(dst, l.U16[off:off+len(dst)])
-	case WeightI8:
+	case weightI8:
 		k.cvtI8(dst, l.I8[off:off+len(dst)], l.Scale[o])
 	}
 }
@@ -280,11 +280,11 @@ func widen(k *kernels, dst []float32, l *Linear, o, k0 int) {
 // directly, widening them in registers.
 func (lj *linearJob) fused() bool {
 	switch lj.l.Type {
-	case WeightBF16:
+	case weightBF16:
 		return lj.k.dot4BF16 != nil
-	case WeightF16:
+	case weightF16:
 		return lj.k.dot4F16 != nil
-	case WeightI8:
+	case weightI8:
 		return lj.k.dot4I8 != nil
 	}
 	return false
@@ -311,7 +311,7 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 		var w []float32
 		switch {
 		case fused:
-		case l.Type == WeightF32 && rows == 4:
+		case l.Type == weightF32 && rows == 4:
 			w = l.F32[o*K : (o+4)*K]
 		default:
 			s.w = grow(s.w, 4*K)
@@ -335,13 +335,13 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 		for r := 0; r < m; r += k.dotM {
 			mm := min(k.dotM, m-r)
 			switch {
-			case fused && l.Type == WeightBF16:
+			case fused && l.Type == weightBF16:
 				k.dot4BF16(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.U16[o*K:(o+4)*K], K, K, bias)
 				continue
-			case fused && l.Type == WeightF16:
+			case fused && l.Type == weightF16:
 				k.dot4F16(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.U16[o*K:(o+4)*K], K, K, bias)
 				continue
-			case fused && l.Type == WeightI8:
+			case fused && l.Type == weightI8:
 				k.dot4I8(lj.out[r*N+o:], N, lj.x[r*K:], K, mm, l.I8[o*K:(o+4)*K], K, K, l.Scale[o:o+4], bias)
 				continue
 			case rows == 4:
@@ -407,13 +407,13 @@ func (lj *linearJob) dot2(out []float32, ldo int, x []float32, m, o int, bias []
 	l, k := lj.l, lj.k
 	K, w := l.In, o*l.In
 	switch l.Type {
-	case WeightF32:
+	case weightF32:
 		k.dot2(out, ldo, x, K, m, l.F32[w:w+2*K], K, K, bias)
-	case WeightBF16:
+	case weightBF16:
 		k.dot2BF16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)
-	case WeightF16:
+	case weightF16:
 		k.dot2F16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)
-	case WeightI8:
+	case weightI8:
 		k.dot2I8(out, ldo, x, K, m, l.I8[w:w+2*K], K, K, l.Scale[o:o+2], bias)
 	}
 }
@@ -482,7 +482,7 @@ func (lj *linearJob) gemmChunk(s *scratch, p0, p1 int) {
 // packB lays out W rows [n0, n1), columns [k0, k0+kc) as panels of nr
 // rows: panel q holds kc steps of nr values, bp[q·kc·nr + p·nr + j] =
 // W[n0+q·nr+j][k0+p], with rows past n1 zero. It returns the block.
-func packB(k *kernels, s *scratch, l *Linear, n0, n1, k0, kc int) []float32 {
+func packB(k *kernels, s *scratch, l *linear, n0, n1, k0, kc int) []float32 {
 	nr := k.nr
 	panels := (n1 - n0 + nr - 1) / nr
 	s.bp = grow(s.bp, panels*kc*nr)

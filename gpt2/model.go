@@ -30,21 +30,21 @@ type Model struct {
 	// The weights, as tensors whose shapes were checked against Config
 	// when the model was built (C = n_embd, F = MLP width, V = vocab,
 	// P = positions).
-	wte    *Linear       // (V, C): token embedding rows and the tied LM head
+	wte    *linear       // (V, C): token embedding rows and the tied LM head
 	wpe    *tensor.Dense // (P, C)
 	layers []block       // transformer blocks
 	lnF    layerNorm     // final layer norm
-	pool   *Pool
+	pool   *pool
 	ck     *weights.Checkpoint
 }
 
 // block is one transformer layer's weights.
 type block struct {
 	ln1, ln2 layerNorm
-	attn     *Linear // c_attn: (3C, C), fused q, k, v
-	proj     *Linear // attn.c_proj: (C, C)
-	fc       *Linear // mlp.c_fc: (F, C)
-	fcProj   *Linear // mlp.c_proj: (C, F)
+	attn     *linear // c_attn: (3C, C), fused q, k, v
+	proj     *linear // attn.c_proj: (C, C)
+	fc       *linear // mlp.c_fc: (F, C)
+	fcProj   *linear // mlp.c_proj: (C, F)
 }
 
 // layerNorm is a LayerNorm's scale and shift, each (C).
@@ -118,7 +118,7 @@ func FromCheckpoint(ck *weights.Checkpoint, opt Options) (*Model, error) {
 	if v.err != nil {
 		return nil, v.err
 	}
-	m.pool = NewPool(threads)
+	m.pool = newPool(threads)
 	return m, nil
 }
 
@@ -136,7 +136,7 @@ func (m *Model) Close() error {
 // layer's matrices and the LM head (the embedding rows read are few),
 // with the int8 matrices' scales.
 func (m *Model) WeightBytes() int64 {
-	size := func(l *Linear) int64 { return int64(l.W.MemSize()) + 4*int64(len(l.Scale)) }
+	size := func(l *linear) int64 { return int64(l.W.MemSize()) + 4*int64(len(l.Scale)) }
 	total := size(m.wte)
 	for _, b := range m.layers {
 		total += size(b.attn) + size(b.proj) + size(b.fc) + size(b.fcProj)
@@ -205,7 +205,7 @@ func (v *viewer) layerNorm(prefix string) layerNorm {
 
 // linear returns the weight matrix name, with the bias named bias (""
 // for none) and, for I8, the per-row scales name+".scale".
-func (v *viewer) linear(name, bias string) *Linear {
+func (v *viewer) linear(name, bias string) *linear {
 	w := v.dense(name, weights.F32, weights.BF16, weights.F16, weights.I8)
 	var b, scale *tensor.Dense
 	if bias != "" {
@@ -214,8 +214,8 @@ func (v *viewer) linear(name, bias string) *Linear {
 	if v.err != nil {
 		return nil
 	}
-	typ := weightType(v.ck.Tensors[name].DType)
-	if typ == WeightI8 {
+	typ := weightTypeOf(v.ck.Tensors[name].DType)
+	if typ == weightI8 {
 		if scale = v.f32(name + ".scale"); v.err != nil {
 			return nil
 		}
@@ -228,14 +228,14 @@ func (v *viewer) linear(name, bias string) *Linear {
 }
 
 // weightType maps a checkpoint matrix's element type to the kernels'.
-func weightType(dt weights.DType) WeightType {
+func weightTypeOf(dt weights.DType) weightType {
 	switch dt {
 	case weights.BF16:
-		return WeightBF16
+		return weightBF16
 	case weights.F16:
-		return WeightF16
+		return weightF16
 	case weights.I8:
-		return WeightI8
+		return weightI8
 	}
-	return WeightF32
+	return weightF32
 }

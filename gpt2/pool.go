@@ -8,12 +8,12 @@ import (
 )
 
 // workerWatch is how long an idle worker polls for the next job before it
-// parks; see (*Pool).watch. It outlasts the serial work between the pool
+// parks; see (*pool).watch. It outlasts the serial work between the pool
 // calls of one decode step (layer norm, residuals, a short attention), so
 // workers stay awake through a forward pass and park between passes.
 const workerWatch = 200 * time.Microsecond
 
-// Pool is a fixed set of worker goroutines that split loops across cores.
+// pool is a fixed set of worker goroutines that split loops across cores.
 //
 // A loop is posted as a job of numbered contiguous chunks. The calling
 // goroutine and whichever workers are idle take chunks from the job with an
@@ -28,7 +28,7 @@ const workerWatch = 200 * time.Microsecond
 //
 // For and linear are safe for concurrent use by any number of goroutines
 // and do not allocate in steady state. Close must not race with them.
-type Pool struct {
+type pool struct {
 	n        int
 	kern     *kernels      // SIMD kernels for this CPU, or the pure-Go ones
 	watchFor time.Duration // how long workers and callers poll before parking
@@ -42,17 +42,17 @@ type Pool struct {
 	closed bool
 }
 
-// NewPool starts a pool of n workers (n < 1 means GOMAXPROCS), counting the
+// newPool starts a pool of n workers (n < 1 means GOMAXPROCS), counting the
 // calling goroutine of each For as one of them: n-1 goroutines are started.
-func NewPool(n int) *Pool { return newPoolWatch(n, workerWatch) }
+func newPool(n int) *pool { return newPoolWatch(n, workerWatch) }
 
-// newPoolWatch is NewPool with the time workers watch for work before they
+// newPoolWatch is newPool with the time workers watch for work before they
 // park. It is fixed before the workers start, so no worker reads it racily.
-func newPoolWatch(n int, watchFor time.Duration) *Pool {
+func newPoolWatch(n int, watchFor time.Duration) *pool {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{
+	p := &pool{
 		n:        n,
 		kern:     bestKernels(),
 		watchFor: watchFor,
@@ -67,11 +67,11 @@ func newPoolWatch(n int, watchFor time.Duration) *Pool {
 }
 
 // Size returns the number of workers, the caller of For included.
-func (p *Pool) Size() int { return p.n }
+func (p *pool) Size() int { return p.n }
 
 // Close stops the workers once they are idle. No For or linear call may
 // follow.
-func (p *Pool) Close() {
+func (p *pool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	for _, w := range p.idle {
@@ -83,7 +83,7 @@ func (p *Pool) Close() {
 
 // worker helps with the oldest posted job, or parks on wake until a caller
 // posts one.
-func (p *Pool) worker(wake chan struct{}) {
+func (p *pool) worker(wake chan struct{}) {
 	for {
 		p.mu.Lock()
 		j := p.next()
@@ -126,7 +126,7 @@ func (p *Pool) worker(wake chan struct{}) {
 // Polling yields the processor each round (runtime.Gosched): a goroutine
 // this worker readied — a caller it just finished a job for — runs at
 // once instead of waiting for the scheduler to move it to an idle P.
-func (p *Pool) watch(seen uint32) bool {
+func (p *pool) watch(seen uint32) bool {
 	start := time.Now()
 	for i := 1; ; i++ {
 		if p.posts.Load() != seen {
@@ -162,7 +162,7 @@ func (j *job) await() {
 // next returns the oldest active job with chunks left to hand out, and
 // unlists the exhausted ones it passes so no worker comes back to them.
 // p.mu must be held.
-func (p *Pool) next() *job {
+func (p *pool) next() *job {
 	for len(p.active) > 0 {
 		j := p.active[0]
 		if int(j.next.Load()) < j.parts {
@@ -174,7 +174,7 @@ func (p *Pool) next() *job {
 }
 
 // unlist removes j from the active jobs if it is there. p.mu must be held.
-func (p *Pool) unlist(j *job) {
+func (p *pool) unlist(j *job) {
 	for i, a := range p.active {
 		if a == j {
 			copy(p.active[i:], p.active[i+1:])
@@ -192,7 +192,7 @@ func (p *Pool) unlist(j *job) {
 // For itself does not allocate. A func literal that captures variables
 // escapes when passed here and is allocated by the caller; callers on a hot
 // path keep one func value and reuse it.
-func (p *Pool) For(total int, fn func(start, end int)) {
+func (p *pool) For(total int, fn func(start, end int)) {
 	if total <= 0 {
 		return
 	}
@@ -209,7 +209,7 @@ func (p *Pool) For(total int, fn func(start, end int)) {
 // job is one posted loop: chunk i covers units [i*chunk, min((i+1)*chunk,
 // total)) and runs fn, or the linear layer in lin when fn is nil.
 type job struct {
-	p     *Pool
+	p     *pool
 	fn    func(start, end int)
 	lin   linearJob
 	total int
@@ -233,7 +233,7 @@ type job struct {
 }
 
 // job returns a job ready for run, reusing a freed one when there is one.
-func (p *Pool) job() *job {
+func (p *pool) job() *job {
 	select {
 	case j := <-p.free:
 		return j
@@ -245,7 +245,7 @@ func (p *Pool) job() *job {
 // run splits [0, total) into chunks of chunk units, lists the job for idle
 // workers to join, works on it itself, and once every chunk is handed out
 // unlists it and waits for the chunks others are still running.
-func (p *Pool) run(j *job, total, chunk int) {
+func (p *pool) run(j *job, total, chunk int) {
 	j.total, j.chunk = total, chunk
 	j.parts = (total + chunk - 1) / chunk
 	j.next.Store(0)

@@ -48,7 +48,7 @@ func TestForVisitsEveryIndexOnce(t *testing.T) {
 }
 
 func TestForSplitsIntoAtMostSizeChunks(t *testing.T) {
-	p := NewPool(3)
+	p := newPool(3)
 	defer p.Close()
 	var mu sync.Mutex
 	var chunks [][2]int
@@ -105,7 +105,7 @@ func TestForNested(t *testing.T) {
 }
 
 func TestForDoesNotAllocate(t *testing.T) {
-	p := NewPool(2)
+	p := newPool(2)
 	defer p.Close()
 	v := &visits{n: make([]atomic.Int32, 64)}
 	fn := v.fn // one func value, made once
@@ -118,7 +118,7 @@ func TestForDoesNotAllocate(t *testing.T) {
 // Idle workers must park, not spin: with nothing posted the process should
 // use next to no CPU.
 func TestIdleWorkersPark(t *testing.T) {
-	p := NewPool(4)
+	p := newPool(4)
 	defer p.Close()
 	p.For(100, func(int, int) {})
 	waitFor(t, func() bool {
@@ -136,7 +136,7 @@ func TestIdleWorkersPark(t *testing.T) {
 
 func TestCloseStopsWorkers(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p := NewPool(5)
+	p := newPool(5)
 	p.For(10, func(int, int) {})
 	p.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -144,7 +144,7 @@ func TestCloseStopsWorkers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if g := runtime.NumGoroutine(); g > before {
-		t.Errorf("%d goroutines after Close, %d before NewPool", g, before)
+		t.Errorf("%d goroutines after Close, %d before newPool", g, before)
 	}
 }
 
@@ -159,7 +159,7 @@ func cpuTime() time.Duration {
 // the vector kernels (dot of each chunk with itself): the memory read rate
 // decode-sized linear calls are bounded by. GB/s is bytes read.
 func BenchmarkMemBandwidth(b *testing.B) {
-	p := NewPool(0)
+	p := newPool(0)
 	defer p.Close()
 	x := make([]float32, 128<<20)
 	for i := range x {
@@ -184,7 +184,7 @@ func BenchmarkMemBandwidth(b *testing.B) {
 // BenchmarkForOverhead is the cost of one For over all workers with no
 // work: waking the workers, handing out chunks, waiting.
 func BenchmarkForOverhead(b *testing.B) {
-	p := NewPool(0)
+	p := newPool(0)
 	defer p.Close()
 	fn := func(int, int) {}
 	for i := 0; i < b.N; i++ {

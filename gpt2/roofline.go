@@ -59,7 +59,7 @@ func (r Roofline) PeakFor(dtype string) float64 {
 // type, and the instruction peaks, each the best of a few repetitions. It
 // takes a few seconds.
 func MeasureRoofline(threads int) Roofline {
-	p := NewPool(threads)
+	p := newPool(threads)
 	defer p.Close()
 	var r Roofline
 
@@ -80,7 +80,7 @@ func MeasureRoofline(threads int) Roofline {
 		}
 	}
 	const cols = 4096
-	gemv := &Linear{In: cols, Out: n / cols, Type: WeightF32, F32: buf}
+	gemv := &linear{In: cols, Out: n / cols, Type: weightF32, F32: buf}
 	vec := make([]float32, cols)
 	res := make([]float32, n/cols)
 	for range 3 {
@@ -103,7 +103,7 @@ func MeasureRoofline(threads int) Roofline {
 	for i := range w {
 		w[i] = float32(i%7)*0.01 - 0.03
 	}
-	rate := func(l *Linear) float64 {
+	rate := func(l *linear) float64 {
 		p.linear(out, x, M, l) // warm up: scratch buffers, page faults
 		var best float64
 		for range 4 {
@@ -113,16 +113,16 @@ func MeasureRoofline(threads int) Roofline {
 		}
 		return best
 	}
-	r.GEMMGFLOPs = rate(&Linear{In: K, Out: N, Type: WeightF32, F32: w})
+	r.GEMMGFLOPs = rate(&linear{In: K, Out: N, Type: weightF32, F32: w})
 	u16 := make([]uint16, len(w))
 	for i, v := range w {
 		u16[i] = bf16FromF32(v)
 	}
-	r.GEMMBF16GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightBF16, U16: u16})
+	r.GEMMBF16GFLOPs = rate(&linear{In: K, Out: N, Type: weightBF16, U16: u16})
 	for i, v := range w {
 		u16[i] = f16FromF32(v)
 	}
-	r.GEMMF16GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightF16, U16: u16})
+	r.GEMMF16GFLOPs = rate(&linear{In: K, Out: N, Type: weightF16, U16: u16})
 	i8 := make([]int8, len(w))
 	sc := make([]float32, N)
 	for i, v := range w {
@@ -131,7 +131,7 @@ func MeasureRoofline(threads int) Roofline {
 	for i := range sc {
 		sc[i] = 0.01
 	}
-	r.GEMMI8GFLOPs = rate(&Linear{In: K, Out: N, Type: WeightI8, I8: i8, Scale: sc})
+	r.GEMMI8GFLOPs = rate(&linear{In: K, Out: N, Type: weightI8, I8: i8, Scale: sc})
 
 	f32, bf16, i8Loop, f32Ops, bf16Ops, i8Ops := peakLoops()
 	peak := func(loop func(int), ops float64) float64 {
