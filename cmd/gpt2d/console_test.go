@@ -338,3 +338,38 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Logf("server log:\n%s", s.logs)
 	}
 }
+
+// TestConsoleRefreshesAnExpiredSession lets the console's access token
+// expire (a 2 s lifetime) and checks that the next view loads anyway: its
+// two concurrent calls both get 401, share one refresh (a refresh token
+// is single-use; presenting it twice would revoke the session) and retry.
+func TestConsoleRefreshesAnExpiredSession(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "gpt2d.db")
+	s := startServe(t, data, []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"}, "--token-ttl", "2s")
+	b := startBrowser(t, s.url)
+	tb := b.tabs[0]
+	tb.do("open console", chromedp.Navigate(s.url+"/"))
+	tb.signIn("root", "root-password")
+	first := eval[string](tb, `JSON.parse(sessionStorage.getItem('gpt2d.session')).access`)
+	waitFor(t, func() bool {
+		code, _ := s.call(t, "GET", "/users/me", first, "")
+		return code == 401
+	})
+
+	tb.click("#nav-account") // GET /users/me/usage and /users/me/keys at once
+	tb.until("account loaded", `document.body.dataset.view === 'account' && document.querySelectorAll('#usage-chart rect.bar').length === 30`)
+	if now := eval[string](tb, `JSON.parse(sessionStorage.getItem('gpt2d.session')).access`); now == first {
+		t.Fatal("the access token was not replaced")
+	}
+	_, audit := s.call(t, "GET", "/admin/audit?limit=1000", s.token(t, "root", "root-password"), "")
+	var events []struct{ Action string }
+	json.Unmarshal([]byte(audit), &events)
+	count := map[string]int{}
+	for _, e := range events {
+		count[e.Action]++
+	}
+	if count["token.refresh"] != 1 || count["token.refresh.reuse"] != 0 {
+		t.Fatalf("refreshes %d, reuses %d; want one refresh shared by both calls", count["token.refresh"], count["token.refresh.reuse"])
+	}
+	tb.clean()
+}
