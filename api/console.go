@@ -54,6 +54,12 @@ func (s *Server) consoleFile(c *fiber.Ctx) error {
 	}
 	pageHeaders(c)
 	c.Set(fiber.HeaderContentType, a.ContentType)
+	// Same URL, new bytes after an upgrade: cache, but ask every time.
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set(fiber.HeaderETag, a.ETag)
+	if c.Get(fiber.HeaderIfNoneMatch) == a.ETag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
 	return c.Send(a.Body)
 }
 

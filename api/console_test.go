@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,6 +78,28 @@ func TestConsoleServesNothingElse(t *testing.T) {
 	}
 	if r := ts.get("/ui/admin.js", "Bearer "+auth.KeyPrefix+"forged"); r.status != 200 {
 		t.Errorf("a forged credential on a static file: %d", r.status)
+	}
+}
+
+func TestConsoleFilesAreRevalidated(t *testing.T) {
+	ts := start(t)
+	r := ts.get("/ui/app.js", "")
+	etag := r.header.Get("ETag")
+	if etag == "" || r.header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("ETag %q, Cache-Control %q", etag, r.header.Get("Cache-Control"))
+	}
+	req, _ := http.NewRequest("GET", ts.url+"/ui/app.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err := ts.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 304 {
+		t.Fatalf("revalidation: %d", resp.StatusCode)
+	}
+	if other := ts.get("/ui/api.js", "").header.Get("ETag"); other == etag {
+		t.Fatal("two files share an ETag")
 	}
 }
 

@@ -18,7 +18,9 @@ package console
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,6 +49,9 @@ var ErrNotFound = errors.New("console: no such asset")
 type Asset struct {
 	Body        []byte
 	ContentType string
+	// ETag is a strong validator of Body (a quoted hash), so browsers
+	// revalidate a cached file instead of downloading it again.
+	ETag string
 }
 
 // Options configure a Site.
@@ -92,7 +97,8 @@ func New(opts Options) (*Site, error) {
 		case "docs.html":
 			s.docs = body
 		default:
-			s.assets[name] = Asset{Body: body, ContentType: contentType(name)}
+			sum := sha256.Sum256(body)
+			s.assets[name] = Asset{Body: body, ContentType: contentType(name), ETag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 		}
 	}
 	if s.index == nil || s.docs == nil {
