@@ -208,9 +208,19 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		admin.click("#limits-cancel")
 
+		// Paging: 20 users a page.
+		for i := range 22 {
+			if code, body := s.call(t, "POST", "/users", root, fmt.Sprintf(`{"username":"user%02d","password":"user-password-%02d"}`, i, i)); code != 200 {
+				t.Fatalf("register user%02d: %d %s", i, code, body)
+			}
+		}
 		admin.set("#user-search-q", "")
 		admin.click(`#user-search button[type="submit"]`)
-		admin.until("bob listed", `document.querySelector('#user-rows tr[data-username="bob"]')`)
+		admin.until("first page", `document.querySelectorAll('#user-rows tr').length === 20 && !document.getElementById('users-next').disabled`)
+		admin.click("#users-next")
+		admin.until("second page", `document.querySelectorAll('#user-rows tr').length === 5 && document.getElementById('users-next').disabled && document.getElementById('users-page').textContent === 'page 2'`)
+		admin.click("#users-prev")
+		admin.until("bob listed", `document.querySelectorAll('#user-rows tr').length === 20 && document.querySelector('#user-rows tr[data-username="bob"]')`)
 		eval[bool](admin, `(() => { const s = document.querySelector('#user-rows tr[data-username="bob"] select.role'); s.value = 'admin'; s.dispatchEvent(new Event('change')); return true; })()`)
 		waitFor(t, func() bool {
 			_, body := s.call(t, "GET", "/admin/users", root, "")
@@ -343,12 +353,19 @@ func TestConsoleInABrowser(t *testing.T) {
 // expire (a 2 s lifetime) and checks that the next view loads anyway: its
 // two concurrent calls both get 401, share one refresh (a refresh token
 // is single-use; presenting it twice would revoke the session) and retry.
+// It also changes the password from the account view (which signs the
+// console out) and checks that closed registration offers no sign-up.
 func TestConsoleRefreshesAnExpiredSession(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "gpt2d.db")
-	s := startServe(t, data, []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"}, "--token-ttl", "2s")
+	s := startServe(t, data, []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"},
+		"--token-ttl", "2s", "--registration", "closed")
 	b := startBrowser(t, s.url)
 	tb := b.tabs[0]
 	tb.do("open console", chromedp.Navigate(s.url+"/"))
+	tb.until("sign-in page", `document.body.dataset.view === 'signin'`)
+	if !eval[bool](tb, `document.getElementById('register-form').hidden`) {
+		t.Error("sign-up offered while registration is closed")
+	}
 	tb.signIn("root", "root-password")
 	first := eval[string](tb, `JSON.parse(sessionStorage.getItem('gpt2d.session')).access`)
 	waitFor(t, func() bool {
@@ -371,5 +388,13 @@ func TestConsoleRefreshesAnExpiredSession(t *testing.T) {
 	if count["token.refresh"] != 1 || count["token.refresh.reuse"] != 0 {
 		t.Fatalf("refreshes %d, reuses %d; want one refresh shared by both calls", count["token.refresh"], count["token.refresh.reuse"])
 	}
+
+	// Changing the password ends every session, this one included.
+	tb.set("#pw-current", "root-password")
+	tb.set("#pw-new", "root-password-2")
+	tb.set("#pw-confirm", "root-password-2")
+	tb.click("#pw-submit")
+	tb.until("signed out by the change", `document.body.dataset.view === 'signin' && document.getElementById('notice').textContent.startsWith('Password changed')`)
+	tb.signIn("root", "root-password-2")
 	tb.clean()
 }
