@@ -1,282 +1,279 @@
-// Package deploy holds deployment examples (systemd, Compose, Kubernetes);
-// its tests validate what can be validated without running them: the YAML
-// parses into what the examples promise, nginx accepts its configuration
-// (nginx -t), and the settings they give gpt2d are ones it knows.
 package deploy
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"gpt2d/store/pgtest"
 )
 
-// compose is the part of a Compose file the test reads.
-type compose struct {
-	Services map[string]struct {
-		Image       string
-		Build       any
-		Command     []string
-		Environment map[string]string
-		Secrets     []string
-		Volumes     []string
-		Ports       []string
-		Deploy      struct{ Replicas int }
-		Networks    any
+// gpt2dBin is the binary built from ../cmd/gpt2d by TestMain: the manifests
+// are checked against what it accepts, not against a list kept here.
+var gpt2dBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gpt2d-deploy-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	Secrets map[string]struct{ File string }
+	gpt2dBin = filepath.Join(dir, "gpt2d")
+	build := exec.Command("go", "build", "-o", gpt2dBin, "../cmd/gpt2d")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build gpt2d: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := pgtest.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-func readYAML(t *testing.T, path string) []map[string]any {
+// help is what the binary says about one command: its flags and its text
+// (which names the GPT2D_* variables the command reads).
+type help struct {
+	flags map[string]bool
+	text  string
+}
+
+var (
+	helpMu    sync.Mutex
+	helpCache = map[string]help{}
+)
+
+// flagLine matches a flag in Go's flag.PrintDefaults output.
+var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]*)`)
+
+// helpOf runs `gpt2d CMD... --help` and parses its output.
+func helpOf(t *testing.T, cmd ...string) help {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	key := strings.Join(cmd, " ")
+	helpMu.Lock()
+	defer helpMu.Unlock()
+	if h, ok := helpCache[key]; ok {
+		return h
+	}
+	var out bytes.Buffer
+	c := exec.Command(gpt2dBin, append(slices.Clone(cmd), "--help")...)
+	c.Stdout, c.Stderr = &out, &out
+	c.Env = []string{"PATH=" + os.Getenv("PATH")} // no GPT2D_* from the caller
+	err := c.Run()
+	if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 2) {
+		t.Fatalf("gpt2d %s --help: %v\n%s", key, err, out.String())
+	}
+	h := help{flags: map[string]bool{}, text: out.String()}
+	for _, m := range flagLine.FindAllStringSubmatch(h.text, -1) {
+		h.flags[m[1]] = true
+	}
+	helpCache[key] = h
+	return h
+}
+
+// envName is a variable the binary must document: gpt2d's own and the
+// Hugging Face Hub client's.
+var envName = regexp.MustCompile(`^(GPT2D|HF)_[A-Z0-9_]+$`)
+
+// checkInvocation checks that the binary accepts args (a subcommand path
+// followed by flags and their values) with environment env: every --flag
+// is one the subcommand lists, and every GPT2D_*/HF_* variable is named in
+// the help of the subcommand or one of its parents. It returns the
+// subcommand path.
+func checkInvocation(t *testing.T, where string, args []string, env map[string]string) []string {
+	t.Helper()
+	var sub []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = append(sub, args[0]), args[1:]
+	}
+	if len(sub) == 0 {
+		t.Errorf("%s: no gpt2d command in %q", where, args)
+		return nil
+	}
+	h := helpOf(t, sub...)
+	if strings.Contains(h.text, "unknown command") {
+		t.Errorf("%s: gpt2d has no command %q:\n%s", where, strings.Join(sub, " "), h.text)
+		return nil
+	}
+	if len(h.flags) == 0 {
+		t.Errorf("%s: gpt2d %s --help lists no flags:\n%s", where, strings.Join(sub, " "), h.text)
+	}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue // a flag's value
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !h.flags[name] {
+			t.Errorf("%s: gpt2d %s has no flag %s (it has %v)", where, strings.Join(sub, " "), a, sortedKeys(h.flags))
+		}
+	}
+	var texts []string
+	for i := 1; i <= len(sub); i++ {
+		texts = append(texts, helpOf(t, sub[:i]...).text)
+	}
+	all := strings.Join(texts, "\n")
+	for name := range env {
+		if envName.MatchString(name) && !regexp.MustCompile(`\b`+name+`\b`).MatchString(all) {
+			t.Errorf("%s: gpt2d %s does not read %s (not in its --help)", where, strings.Join(sub, " "), name)
+		}
+	}
+	return sub
+}
+
+// checkAddr checks a GPT2D_ADDR value: a non-loopback listener on port,
+// reachable from outside the container.
+func checkAddr(t *testing.T, where, addr string, port int) {
+	t.Helper()
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Errorf("%s: GPT2D_ADDR %q: %v", where, addr, err)
+		return
+	}
+	if p != strconv.Itoa(port) {
+		t.Errorf("%s: GPT2D_ADDR %q listens on port %s, not the container's %d", where, addr, p, port)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		t.Errorf("%s: GPT2D_ADDR %q is loopback: nothing outside the container can reach it", where, addr)
+	}
+}
+
+// readYAML decodes every document of file.
+func readYAML(t *testing.T, file string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var docs []map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var docs []map[string]any
 	for {
-		var d map[string]any
-		err := dec.Decode(&d)
+		var doc map[string]any
+		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return docs
+			break
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: document %d: %v", file, len(docs)+1, err)
 		}
-		docs = append(docs, d)
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+	if len(docs) == 0 {
+		t.Fatalf("%s: no YAML document", file)
+	}
+	return docs
+}
+
+// get walks v along path (map keys, or list indexes as decimal strings)
+// and returns what is there, or nil.
+func get(v any, path ...string) any {
+	for _, p := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func getMap(v any, path ...string) map[string]any {
+	m, _ := get(v, path...).(map[string]any)
+	return m
+}
+
+func getList(v any, path ...string) []any {
+	l, _ := get(v, path...).([]any)
+	return l
+}
+
+// getStr returns the scalar at path as a string ("" if absent).
+func getStr(v any, path ...string) string {
+	switch x := get(v, path...).(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
 	}
 }
 
-func TestComposeRunsReplicasOnPostgresBehindNginx(t *testing.T) {
-	b, err := os.ReadFile("compose/compose.yaml")
-	if err != nil {
-		t.Fatal(err)
+func strList(v any) []string {
+	var out []string
+	for _, e := range v.([]any) {
+		out = append(out, fmt.Sprint(e))
 	}
-	var c compose
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"postgres", "gpt2d", "nginx"} {
-		if _, ok := c.Services[name]; !ok {
-			t.Fatalf("no %s service", name)
-		}
-	}
-	g := c.Services["gpt2d"]
-	if g.Deploy.Replicas < 2 {
-		t.Fatalf("gpt2d replicas = %d, want several", g.Deploy.Replicas)
-	}
-	env := g.Environment
-	if !strings.HasPrefix(env["GPT2D_STORE"], "postgres://") || strings.Contains(env["GPT2D_STORE"], ":CHANGE") {
-		t.Fatalf("GPT2D_STORE = %q, want a postgres URL without a password", env["GPT2D_STORE"])
-	}
-	if env["GPT2D_JWT_SECRET_FILE"] == "" {
-		t.Fatal("replicas need one shared signing key file")
-	}
-	if env["GPT2D_PROXY_HEADER"] != "X-Forwarded-For" || env["GPT2D_TRUSTED_PROXIES"] == "" {
-		t.Fatalf("proxy settings %q / %q", env["GPT2D_PROXY_HEADER"], env["GPT2D_TRUSTED_PROXIES"])
-	}
-	// The trusted proxy is nginx's fixed address, and nothing wider.
-	nginx, _ := yaml.Marshal(c.Services["nginx"].Networks)
-	if !strings.Contains(string(nginx), "ipv4_address: "+env["GPT2D_TRUSTED_PROXIES"]) {
-		t.Fatalf("GPT2D_TRUSTED_PROXIES %s is not nginx's address (%s)", env["GPT2D_TRUSTED_PROXIES"], nginx)
-	}
-	if !slicesContains(g.Volumes, ":/models:ro") {
-		t.Fatalf("model volume not read-only: %v", g.Volumes)
-	}
-	for _, s := range g.Secrets {
-		if _, ok := c.Secrets[s]; !ok {
-			t.Fatalf("secret %s not declared", s)
-		}
-	}
-	for _, p := range c.Services["nginx"].Ports {
-		if !strings.HasPrefix(p, "127.0.0.1:") {
-			t.Fatalf("nginx published on %s: bind loopback and put TLS in front", p)
-		}
-	}
-	checkEnvKnown(t, env)
+	return out
 }
 
-// checkEnvKnown runs `gpt2d serve --help` and requires every GPT2D_
-// variable the example sets to be one gpt2d reads.
-func checkEnvKnown(t *testing.T, env map[string]string) {
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// dockerfile is what the image runs: its ENTRYPOINT, CMD and the port it
+// exposes.
+type dockerfile struct {
+	entrypoint, cmd []string
+	expose          int
+}
+
+func readDockerfile(t *testing.T) dockerfile {
 	t.Helper()
-	out, _ := exec.Command("go", "run", "../cmd/gpt2d", "serve", "--help").CombinedOutput()
-	for k := range env {
-		if strings.HasPrefix(k, "GPT2D_") && !strings.Contains(string(out), "("+k+")") && !strings.Contains(string(out), k) {
-			t.Errorf("%s is not a gpt2d setting (gpt2d serve --help)", k)
-		}
-	}
-}
-
-func slicesContains(list []string, sub string) bool {
-	for _, s := range list {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-// TestNginxConfigIsValid runs nginx -t on the Compose example's
-// configuration. The upstream's host name exists only on the Compose
-// network, so the copy tested names 127.0.0.1 instead.
-func TestNginxConfigIsValid(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, err2 := os.Stat(p); err2 == nil {
-				nginx, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		msg := "nginx is not installed: cannot check deploy/compose/nginx.conf (apt-get install nginx; .ci/run installs it)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	conf, err := os.ReadFile("compose/nginx.conf")
+	b, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"proxy_set_header X-Forwarded-For $remote_addr;", "proxy_buffering off;"} {
-		if !strings.Contains(string(conf), want) {
-			t.Fatalf("nginx.conf lacks %q", want)
+	var d dockerfile
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
 		}
-	}
-	dir := t.TempDir()
-	local := strings.Replace(string(conf), "server gpt2d:8000", "server 127.0.0.1:8000", 1)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(local), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(nginx, "-t", "-p", dir, "-c", path, "-g", "pid "+filepath.Join(dir, "nginx.pid")+";").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	t.Logf("%s", bytes.TrimSpace(out))
-}
-
-func TestKubernetesManifests(t *testing.T) {
-	files, _ := filepath.Glob("k8s/*.yaml")
-	byKind := map[string]map[string]any{}
-	for _, f := range files {
-		for _, d := range readYAML(t, f) {
-			kind, _ := d["kind"].(string)
-			if kind == "" || d["apiVersion"] == nil || d["metadata"] == nil {
-				t.Fatalf("%s: a document without kind, apiVersion or metadata", f)
+		rest := strings.TrimSpace(strings.TrimPrefix(line, f[0]))
+		switch f[0] {
+		case "ENTRYPOINT", "CMD":
+			var l []string
+			if err := yaml.Unmarshal([]byte(rest), &l); err != nil {
+				t.Fatalf("Dockerfile %s %s: want the exec (JSON) form: %v", f[0], rest, err)
 			}
-			byKind[kind] = d
-		}
-	}
-	for _, k := range []string{"Deployment", "Service", "Secret", "PersistentVolumeClaim"} {
-		if byKind[k] == nil {
-			t.Fatalf("no %s manifest", k)
-		}
-	}
-	var dep struct {
-		Spec struct {
-			Replicas int
-			Template struct {
-				Spec struct {
-					Containers []struct {
-						Ports []struct {
-							Name          string
-							ContainerPort int `yaml:"containerPort"`
-						}
-						Env []struct {
-							Name      string
-							ValueFrom struct {
-								SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
-							} `yaml:"valueFrom"`
-						}
-						VolumeMounts []struct {
-							MountPath string `yaml:"mountPath"`
-							ReadOnly  bool   `yaml:"readOnly"`
-						} `yaml:"volumeMounts"`
-					}
-				}
+			if f[0] == "ENTRYPOINT" {
+				d.entrypoint = l
+			} else {
+				d.cmd = l
 			}
+		case "EXPOSE":
+			d.expose, _ = strconv.Atoi(strings.TrimSuffix(f[1], "/tcp"))
 		}
 	}
-	remarshal(t, byKind["Deployment"], &dep)
-	if dep.Spec.Replicas < 2 {
-		t.Fatalf("replicas = %d", dep.Spec.Replicas)
+	if len(d.entrypoint) != 1 || d.expose == 0 {
+		t.Fatalf("Dockerfile: want ENTRYPOINT [\"/gpt2d\"] and an EXPOSE, got %q, %d", d.entrypoint, d.expose)
 	}
-	c := dep.Spec.Template.Spec.Containers[0]
-	probes := map[string]any{}
-	remarshal(t, findContainer(t, byKind["Deployment"]), &probes)
-	for _, p := range []string{"readinessProbe", "livenessProbe"} {
-		var probe struct {
-			HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
-		}
-		remarshal(t, probes[p], &probe)
-		if probe.HTTPGet.Path != "/health" || probe.HTTPGet.Port != c.Ports[0].Name {
-			t.Fatalf("%s = %+v, want GET /health on port %s", p, probe, c.Ports[0].Name)
-		}
-	}
-	var secret struct {
-		StringData map[string]string `yaml:"stringData"`
-	}
-	remarshal(t, byKind["Secret"], &secret)
-	refs := map[string]bool{}
-	for _, e := range c.Env {
-		if r := e.ValueFrom.SecretKeyRef; r.Key != "" {
-			if _, ok := secret.StringData[r.Key]; !ok {
-				t.Fatalf("env %s refers to missing secret key %s", e.Name, r.Key)
-			}
-			refs[e.Name] = true
-		}
-	}
-	if !refs["GPT2D_STORE"] || !refs["GPT2D_JWT_SECRET"] {
-		t.Fatalf("the store URL and signing key must come from the Secret: %v", refs)
-	}
-	if !strings.HasPrefix(secret.StringData["store"], "postgres://") {
-		t.Fatalf("secret store = %q", secret.StringData["store"])
-	}
-	models := false
-	for _, m := range c.VolumeMounts {
-		models = models || (m.MountPath == "/models" && m.ReadOnly)
-	}
-	if !models {
-		t.Fatalf("model not mounted read-only at /models: %+v", c.VolumeMounts)
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = ""
-	}
-	checkEnvKnown(t, env)
-}
-
-func findContainer(t *testing.T, dep map[string]any) any {
-	t.Helper()
-	var d struct {
-		Spec struct {
-			Template struct {
-				Spec struct{ Containers []map[string]any }
-			}
-		}
-	}
-	remarshal(t, dep, &d)
-	return d.Spec.Template.Spec.Containers[0]
-}
-
-// remarshal decodes v (generic YAML) into out.
-func remarshal(t *testing.T, v, out any) {
-	t.Helper()
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, out); err != nil {
-		t.Fatal(err)
-	}
+	return d
 }
