@@ -253,7 +253,13 @@ func firstAdmin(ctx context.Context, svc *auth.Service, db store.Store, cfg Conf
 	if err != nil || has {
 		return err
 	}
-	log.Warn("no admin account yet; make one now, while the server runs, with: gpt2d users create --data "+cfg.Data+" --username NAME --role admin",
+	// The binary as it was invoked (bin/gpt2d under make run, /gpt2d in
+	// the container), so the command can be pasted as it is.
+	self := "gpt2d"
+	if len(os.Args) > 0 && strings.Contains(os.Args[0], "gpt2d") {
+		self = os.Args[0]
+	}
+	log.Warn("no admin account yet; make one now, while the server runs, with: "+self+" users create --data "+cfg.Data+" --username NAME --role admin",
 		"data", cfg.Data)
 	return nil
 }
