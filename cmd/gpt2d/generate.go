@@ -36,14 +36,21 @@ func (m *modelFlags) bind(b *binder) {
 	b.int(&m.threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
 }
 
-// load resolves and loads the model, with progress on stderr.
-func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*gpt2.Model, error) {
+// resolve returns the path of the model --model names, fetching and
+// converting a named one on first use with progress on stderr.
+func (m *modelFlags) resolve(ctx context.Context, stderr io.Writer) (string, error) {
 	src := modelSource{modelsDir: m.modelsDir, getenv: os.Getenv, progress: stderr, tty: isTerminal(stderr)}
 	p, err := src.resolve(ctx, m.model)
+	if err != nil && ctx.Err() != nil {
+		return "", errInterrupted
+	}
+	return p, err
+}
+
+// load resolves and loads the model.
+func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*gpt2.Model, error) {
+	p, err := m.resolve(ctx, stderr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, errInterrupted
-		}
 		return nil, err
 	}
 	return gpt2.LoadWithOptions(p, gpt2.Options{Threads: m.threads})

@@ -74,12 +74,8 @@ func runTokenize(ctx context.Context, args []string, stdin io.Reader, stdout, st
 // memory-mapped (its tensors are not read) and a directory's tensors are
 // never opened.
 func (m *modelFlags) tokenizer(ctx context.Context, stderr io.Writer) (*tokenizer.Tokenizer, error) {
-	src := modelSource{modelsDir: m.modelsDir, getenv: os.Getenv, progress: stderr, tty: isTerminal(stderr)}
-	p, err := src.resolve(ctx, m.model)
+	p, err := m.resolve(ctx, stderr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, errInterrupted
-		}
 		return nil, err
 	}
 	ck, err := weights.Load(p)
