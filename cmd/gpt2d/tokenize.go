@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -78,6 +79,9 @@ func (m *modelFlags) tokenizer(ctx context.Context, stderr io.Writer) (*tokenize
 	if err != nil {
 		return nil, err
 	}
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return dirTokenizer(p)
+	}
 	ck, err := weights.Load(p)
 	if err != nil {
 		return nil, err
@@ -87,6 +91,23 @@ func (m *modelFlags) tokenizer(ctx context.Context, stderr io.Writer) (*tokenize
 		return tokenizer.FromJSON(ck.TokenizerJSON)
 	}
 	return tokenizer.FromVocabMerges(ck.VocabJSON, ck.Merges)
+}
+
+// dirTokenizer loads the tokenizer of a Hugging Face directory:
+// tokenizer.json, else vocab.json and merges.txt.
+func dirTokenizer(dir string) (*tokenizer.Tokenizer, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, "tokenizer.json")); err == nil {
+		return tokenizer.FromJSON(b)
+	}
+	vocab, err := os.ReadFile(filepath.Join(dir, "vocab.json"))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer of %s: no tokenizer.json, and %w", dir, err)
+	}
+	merges, err := os.ReadFile(filepath.Join(dir, "merges.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer of %s: no tokenizer.json, and %w", dir, err)
+	}
+	return tokenizer.FromVocabMerges(vocab, merges)
 }
 
 // parseIDs reads token ids written as a JSON array or separated by
