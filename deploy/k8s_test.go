@@ -23,6 +23,13 @@ func (o k8sObject) String() string {
 	return fmt.Sprintf("%s %s/%s", filepath.Base(o.file), o.kind(), o.name())
 }
 
+// apiVersions are the stable API versions of the kinds deploy/k8s uses.
+var apiVersions = map[string]string{
+	"Deployment": "apps/v1", "Job": "batch/v1", "Service": "v1", "Secret": "v1",
+	"PersistentVolumeClaim": "v1", "PodDisruptionBudget": "policy/v1", "Ingress": "networking.k8s.io/v1",
+	"Kustomization": "kustomize.config.k8s.io/v1beta1",
+}
+
 func readK8s(t *testing.T) []k8sObject {
 	t.Helper()
 	files, err := filepath.Glob("k8s/*.yaml")
@@ -36,6 +43,9 @@ func readK8s(t *testing.T) []k8sObject {
 			if getStr(d, "apiVersion") == "" || o.kind() == "" {
 				t.Errorf("%s: a document without apiVersion and kind", f)
 				continue
+			}
+			if want, ok := apiVersions[o.kind()]; !ok || getStr(d, "apiVersion") != want {
+				t.Errorf("%s: %s %s: want one of the kinds %v at its stable apiVersion", f, getStr(d, "apiVersion"), o.kind(), apiVersions)
 			}
 			if o.kind() != "Kustomization" && o.name() == "" {
 				t.Errorf("%s: %s without metadata.name", f, o.kind())

@@ -555,6 +555,24 @@ func TestNginxGivesTheReplicasTheClientAddress(t *testing.T) {
 		t.Errorf("only %d requests through nginx in the replicas' logs", through)
 	}
 
+	// A client's X-Request-ID reaches the replica and comes back; without
+	// one, nginx makes one, which the replica returns as well.
+	for _, sent := range []string{"deploy-test-7f3a", ""} {
+		req, _ := http.NewRequest("GET", "https://"+ng.https+"/health", nil)
+		if sent != "" {
+			req.Header.Set("X-Request-ID", sent)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		if (sent != "" && got != sent) || (sent == "" && len(got) != 32) {
+			t.Errorf("X-Request-ID sent %q, answered %q", sent, got)
+		}
+	}
+
 	// Plain HTTP is sent to HTTPS.
 	resp, err := client.Get("http://" + ng.http + "/health")
 	if err != nil {
