@@ -75,7 +75,7 @@ func serveArgs(data string, extra ...string) []string {
 
 // serve starts cmd, a `gpt2d serve`, and waits until it listens and its
 // model is loaded.
-func serve(t *testing.T, cmd *exec.Cmd) *server {
+func serve(t testing.TB, cmd *exec.Cmd) *server {
 	t.Helper()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -126,7 +126,7 @@ func serve(t *testing.T, cmd *exec.Cmd) *server {
 	return s
 }
 
-func (s *server) token(t *testing.T, user, pass string) string {
+func (s *server) token(t testing.TB, user, pass string) string {
 	t.Helper()
 	resp, err := http.PostForm(s.url+"/token", url.Values{"username": {user}, "password": {pass}})
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *server) token(t *testing.T, user, pass string) string {
 	return m["access_token"].(string)
 }
 
-func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
+func (s *server) call(t testing.TB, method, path, token, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -212,7 +212,7 @@ var built struct {
 
 // gpt2dBinary builds gpt2d once per test process (CGO_ENABLED=0, as
 // released) and returns its path; TestMain removes it.
-func gpt2dBinary(t *testing.T) string {
+func gpt2dBinary(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "gpt2d-bin-")

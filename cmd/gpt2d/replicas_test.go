@@ -31,7 +31,7 @@ func replica(t *testing.T, url string, extra ...string) *server {
 }
 
 // status is s.call's status only, for brevity.
-func (s *server) status(t *testing.T, method, path, token, body string) int {
+func (s *server) status(t testing.TB, method, path, token, body string) int {
 	t.Helper()
 	code, _ := s.call(t, method, path, token, body)
 	return code
