@@ -153,6 +153,12 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 		if !s.isGPT2D() {
 			continue
 		}
+		for target, m := range s.mounts {
+			if !m.readOnly && !strings.HasPrefix(m.source, ".") && !img.writable(target) {
+				t.Errorf("compose %s: writes the volume %s at %s, which the image does not give its user %s: it would start out owned by root",
+					name, m.source, target, img.user)
+			}
+		}
 		if getMap(s.raw, "build") == nil {
 			t.Errorf("compose %s: the gpt2d image without a build: section cannot be built by compose", name)
 		}

@@ -242,6 +242,8 @@ func sortedKeys[V any](m map[string]V) []string {
 type dockerfile struct {
 	entrypoint, cmd []string
 	expose          int
+	user            string          // USER of the final stage
+	owned           map[string]bool // directories the final stage gives to user (COPY --chown)
 }
 
 func readDockerfile(t *testing.T) dockerfile {
@@ -250,7 +252,7 @@ func readDockerfile(t *testing.T) dockerfile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d dockerfile
+	d := dockerfile{owned: map[string]bool{}}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
@@ -268,12 +270,28 @@ func readDockerfile(t *testing.T) dockerfile {
 			} else {
 				d.cmd = l
 			}
+		case "FROM":
+			d.user, d.owned = "", map[string]bool{} // a new stage
+		case "USER":
+			d.user = f[1]
+		case "COPY":
+			for _, a := range f[1:] {
+				if owner, ok := strings.CutPrefix(a, "--chown="); ok {
+					d.owned[f[len(f)-1]+"@"+owner] = true
+				}
+			}
 		case "EXPOSE":
 			d.expose, _ = strconv.Atoi(strings.TrimSuffix(f[1], "/tcp"))
 		}
 	}
-	if len(d.entrypoint) != 1 || d.expose == 0 {
-		t.Fatalf("Dockerfile: want ENTRYPOINT [\"/gpt2d\"] and an EXPOSE, got %q, %d", d.entrypoint, d.expose)
+	if len(d.entrypoint) != 1 || d.expose == 0 || d.user == "" {
+		t.Fatalf("Dockerfile: want ENTRYPOINT [\"/gpt2d\"], an EXPOSE and a USER, got %q, %d, %q", d.entrypoint, d.expose, d.user)
 	}
 	return d
 }
+
+// writable reports whether the image's user owns dir, so that a named
+// volume mounted there starts out writable by it (Docker copies the
+// image directory's owner into a new volume; a directory the image lacks
+// becomes a volume owned by root).
+func (d dockerfile) writable(dir string) bool { return d.owned[dir+"@"+d.user] }

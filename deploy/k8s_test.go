@@ -161,8 +161,14 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 			for _, m := range getList(c, "volumeMounts") {
 				mm := m.(map[string]any)
 				mounts[getStr(mm, "mountPath")] = mm
-				if volumes[getStr(mm, "name")] == nil {
+				v := volumes[getStr(mm, "name")]
+				if v == nil {
 					t.Errorf("%s: mounts volume %s, which the pod does not have", where, getStr(mm, "name"))
+				}
+				// A claim written by a non-root pod must be given to it.
+				if getStr(v, "persistentVolumeClaim", "claimName") != "" && getStr(mm, "readOnly") != "true" &&
+					getStr(pod, "securityContext", "fsGroup") != getStr(pod, "securityContext", "runAsGroup") {
+					t.Errorf("%s: writes claim %s without fsGroup = runAsGroup: the volume may not be writable", where, getStr(v, "persistentVolumeClaim", "claimName"))
 				}
 			}
 			if getStr(c, "securityContext", "readOnlyRootFilesystem") != "true" {
