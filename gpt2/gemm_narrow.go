@@ -52,6 +52,17 @@ func (k *kernels) narrowFor(m int, l *linear) narrowKind {
 	return narrowNone
 }
 
+// dot2Narrow reports whether m input rows of l go to the two-row kernels
+// with the input rounded to bf16 (batched decode on bf16 weights).
+func (k *kernels) dot2Narrow(m int, l *linear) bool {
+	return l.Type == weightBF16 && k.dot2BF16x != nil && k.takesDot2(m, l)
+}
+
+// inputBF16 reports whether k rounds the input rows to bf16 for m rows of l.
+func (k *kernels) inputBF16(m int, l *linear) bool {
+	return k.narrowFor(m, l) == narrowBF16 || k.dot2Narrow(m, l)
+}
+
 // narrowA is a linear call's input rows in narrow form, shared read-only
 // by the chunks of the call. Rows are padded with zeros to mp (a multiple
 // of mr, so every A strip is whole) and columns to kp (a whole group).
@@ -99,6 +110,11 @@ func (a *narrowA) prepare(p *pool, kind narrowKind, x []float32, m, K int) {
 		clear(a.sc)
 		clear(a.nc)
 		clear(a.q[m*a.kp:])
+	}
+	if m*K < 1<<14 { // batched decode: less than waking a worker costs
+		a.rows(0, m)
+		a.x = nil
+		return
 	}
 	if a.rowsFn == nil {
 		a.rowsFn = a.rows // once per job: the method value allocates

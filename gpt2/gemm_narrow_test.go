@@ -32,14 +32,14 @@ func withoutNarrow(k *kernels) *kernels {
 // itself, x rounded to bf16, or x quantised to int8 and scaled back.
 func linearWant(ks *kernels, x []float32, m int, l *linear) (want, xin []float32) {
 	want = make([]float32, m*l.Out)
-	switch ks.narrowFor(m, l) {
-	case narrowBF16:
+	switch {
+	case ks.inputBF16(m, l):
 		xin = make([]float32, len(x))
 		for i, v := range x {
 			xin[i] = bf16ToF32(bf16FromF32(v))
 		}
 		linearRef(want, xin, m, l)
-	case narrowI8:
+	case ks.narrowFor(m, l) == narrowI8:
 		xin = linearI8Ref(want, x, m, l)
 	default:
 		linearRef(want, x, m, l)

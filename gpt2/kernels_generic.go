@@ -63,6 +63,11 @@ type kernels struct {
 	// type are widened for tile.
 	tileBF16 func(c []float32, ldc int, a []uint16, lda int, b []uint16, kc int, bias []float32, add bool)
 	tileI8   func(c []float32, ldc int, a []int8, lda int, b []uint8, kc int, asc []float32, nc []int32, wsc, bias []float32, add bool)
+	// dot2BF16x is dot2BF16 on input rows already rounded to bf16 (row
+	// stride ldx in elements, zero-padded to an even length), summing
+	// pairs of products in float32 as tileBF16 does; nil where the CPU
+	// has no bf16 dot product: then dot2BF16 widens the weights.
+	dot2BF16x func(out []float32, ldo int, x []uint16, ldx, m int, w []uint16, ldw, k int, bias []float32)
 	// packPairs transposes 32-bit words for the narrow panels:
 	//   dst[p*nr+j] = src[j*ld+p]   (p < n, a multiple of 16; j < nr)
 	// Nil: the drivers pack in Go.

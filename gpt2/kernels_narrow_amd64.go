@@ -33,6 +33,7 @@ func narrowKernels(bf16, vnni bool) *kernels {
 	if bf16 {
 		k.name += "+bf16"
 		k.tileBF16 = avx512TileBF16
+		k.dot2BF16x = avx512Dot2BF16x
 	}
 	if vnni {
 		k.name += "+vnni"
@@ -99,6 +100,26 @@ func avx512RoundBF16(dst []uint16, src []float32) {
 		roundBF16AVX512(&dst[0], &src[0], len(src))
 	}
 }
+
+func avx512Dot2BF16x(out []float32, ldo int, x []uint16, ldx, m int, w []uint16, ldw, k int, bias []float32) {
+	if m <= 0 || k <= 0 {
+		return
+	}
+	if m > 8 {
+		panic("gpt2: dot2 takes at most 8 input rows")
+	}
+	_ = out[(m-1)*ldo+1]
+	_ = x[(m-1)*ldx+k-1]
+	_ = w[ldw+k-1]
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:2][0]
+	}
+	dot2x8BF16DotAVX512(&out[0], ldo, &x[0], ldx, m, &w[0], ldw, k, bp)
+}
+
+//go:noescape
+func dot2x8BF16DotAVX512(out *float32, ldo int, x *uint16, ldx, m int, w *uint16, ldw, k int, bias *float32)
 
 //go:noescape
 func absMaxBitsAVX512(x *float32, n int) uint32

@@ -203,6 +203,9 @@ func (p *pool) linear(out, x []float32, m int, l *linear) {
 	if nk := p.kern.narrowFor(m, l); nk != narrowNone {
 		j.act.prepare(p, nk, x, m, l.In)
 		j.lin.narrow, j.lin.na = nk, &j.act
+	} else if p.kern.dot2Narrow(m, l) {
+		j.act.prepare(p, narrowBF16, x, m, l.In)
+		j.lin.na = &j.act
 	}
 	if j.lin.gemm {
 		panels := (l.Out + p.kern.nr - 1) / p.kern.nr
@@ -254,11 +257,16 @@ func (lj *linearJob) run(s *scratch, start, end int) {
 		lj.narrowChunk(s, start, end)
 	case lj.gemm:
 		lj.gemmChunk(s, start, end)
-	case lj.m > 4 && lj.m <= dot2MaxM && lj.l.In <= dot2MaxK && lj.k.dot2 != nil:
+	case lj.k.takesDot2(lj.m, lj.l):
 		lj.dot2Chunk(s, start, end)
 	default:
 		lj.dotChunk(s, start, end)
 	}
+}
+
+// takesDot2 reports whether m input rows of l go to the two-row kernels.
+func (k *kernels) takesDot2(m int, l *linear) bool {
+	return m > 4 && m <= dot2MaxM && l.In <= dot2MaxK && k.dot2 != nil
 }
 
 // widen writes weight row o, columns [k0, k0+len(dst)), to dst as float32.
@@ -380,7 +388,7 @@ func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
 					if l.Bias != nil {
 						bias = l.Bias[o : o+2]
 					}
-					lj.dot2(out[o:], N, x, mm, o, bias)
+					lj.dot2(out[o:], N, x, r, mm, o, bias)
 					continue
 				}
 				if l.Bias != nil {
@@ -388,11 +396,19 @@ func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
 					s.bias[0], s.bias[1] = l.Bias[o], 0
 					bias = s.bias
 				}
-				s.w = grow(s.w, 2*K)
-				widen(k, s.w[:K], l, o, 0)
-				clear(s.w[K:])
 				s.tile = grow(s.tile, 16)
-				k.dot2(s.tile, 2, x, K, mm, s.w, K, K, bias)
+				if lj.na != nil { // bf16 input rows: a bf16 pair
+					ns := &s.narrow
+					ns.bf = growOf(ns.bf, 2*K)
+					copy(ns.bf, l.U16[o*K:(o+1)*K])
+					clear(ns.bf[K:])
+					k.dot2BF16x(s.tile, 2, lj.na.bf[r*lj.na.kp:], lj.na.kp, mm, ns.bf, K, K, bias)
+				} else {
+					s.w = grow(s.w, 2*K)
+					widen(k, s.w[:K], l, o, 0)
+					clear(s.w[K:])
+					k.dot2(s.tile, 2, x, K, mm, s.w, K, K, bias)
+				}
 				for i := 0; i < mm; i++ {
 					out[i*N+o] = s.tile[2*i]
 				}
@@ -402,14 +418,18 @@ func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
 }
 
 // dot2 runs the two-row kernel for weight rows o and o+1 against m input
-// rows x, reading the weights in their own type.
-func (lj *linearJob) dot2(out []float32, ldo int, x []float32, m, o int, bias []float32) {
+// rows x (from row r), reading the weights in their own type.
+func (lj *linearJob) dot2(out []float32, ldo int, x []float32, r, m, o int, bias []float32) {
 	l, k := lj.l, lj.k
 	K, w := l.In, o*l.In
 	switch l.Type {
 	case weightF32:
 		k.dot2(out, ldo, x, K, m, l.F32[w:w+2*K], K, K, bias)
 	case weightBF16:
+		if na := lj.na; na != nil {
+			k.dot2BF16x(out, ldo, na.bf[r*na.kp:], na.kp, m, l.U16[w:w+2*K], K, K, bias)
+			return
+		}
 		k.dot2BF16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)
 	case weightF16:
 		k.dot2F16(out, ldo, x, K, m, l.U16[w:w+2*K], K, K, bias)

@@ -3,14 +3,8 @@
 // memory never does. Declarations in roofline_amd64.go.
 
 #include "textflag.h"
+#include "dpbf16_amd64.h"
 
-#define DPBF16(s2, s1, d) \
-	BYTE $0x62; \
-	BYTE $(0xF2 ^ (((d>>3)&1)<<7) ^ (((s2>>4)&1)<<6) ^ (((s2>>3)&1)<<5) ^ (((d>>4)&1)<<4)); \
-	BYTE $(0x7E ^ ((s1&15)<<3)); \
-	BYTE $(0x48 ^ (((s1>>4)&1)<<3)); \
-	BYTE $0x52; \
-	BYTE $(0xC0 | ((d&7)<<3) | (s2&7))
 
 #define ZERO24 \
 	VPXORD Z0, Z0, Z0; VPXORD Z1, Z1, Z1; \
