@@ -102,11 +102,24 @@ CREATE TABLE counters (
 );
 CREATE INDEX counters_expiry ON counters (expires_ns);
 `,
+	// 2 → 3: daily token-quota reservations (store.Reservation), held by
+	// generations in flight on any replica until settled or expired.
+	`
+CREATE TABLE quota_reservations (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	user_id    bigint NOT NULL,
+	day        date NOT NULL,
+	tokens     bigint NOT NULL,
+	expires_at timestamptz NOT NULL
+);
+CREATE INDEX quota_reservations_user_day ON quota_reservations (user_id, day);
+CREATE INDEX quota_reservations_expiry ON quota_reservations (expires_at);
+`,
 }
 
 // SchemaVersion is the schema version this build writes; it equals
 // len(migrations).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // schemaTable records one row per applied migration step.
 const schemaTable = `CREATE TABLE IF NOT EXISTS gpt2d_schema (
