@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gpt2d/store/pgtest"
 )
 
 // clientDir holds the OpenAI client check: package.json and
@@ -32,50 +34,58 @@ func TestOfficialOpenAIClient(t *testing.T) {
 	script := installClient(t, ctx, npm)
 	bin := gpt2dBinary(t)
 
-	data := filepath.Join(t.TempDir(), "gpt2d.db")
-	env := append(os.Environ(), "GPT2D_BCRYPT_COST=4")
-	create := exec.CommandContext(ctx, bin, "users", "create", "--data", data, "--username", "client")
-	create.Env = env
-	create.Stdin = strings.NewReader("client-password\n")
-	if out, err := create.CombinedOutput(); err != nil {
-		t.Fatalf("users create: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, serveArgs(data, "--model-name", "gpt2-tiny")...)
-	cmd.Env = env
-	s := serve(t, cmd)
+	// The same client against each store.
+	for _, kind := range []string{"bbolt", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "gpt2d.db")
+			if kind == "postgres" {
+				data = pgtest.NewDatabase(t)
+			}
+			env := append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+			create := exec.CommandContext(ctx, bin, "users", "create", "--data", data, "--username", "client")
+			create.Env = env
+			create.Stdin = strings.NewReader("client-password\n")
+			if out, err := create.CombinedOutput(); err != nil {
+				t.Fatalf("users create: %v\n%s", err, out)
+			}
+			cmd := exec.Command(bin, serveArgs(data, "--model-name", "gpt2-tiny")...)
+			cmd.Env = env
+			s := serve(t, cmd)
 
-	session := s.token(t, "client", "client-password")
-	code, body := s.call(t, "POST", "/users/me/keys", session, `{"name":"openai-node"}`)
-	if code != 201 {
-		t.Fatalf("create key: %d %s", code, body)
-	}
-	var key struct{ Key string }
-	json.Unmarshal([]byte(body), &key)
+			session := s.token(t, "client", "client-password")
+			code, body := s.call(t, "POST", "/users/me/keys", session, `{"name":"openai-node"}`)
+			if code != 201 {
+				t.Fatalf("create key: %d %s", code, body)
+			}
+			var key struct{ Key string }
+			json.Unmarshal([]byte(body), &key)
 
-	check := exec.CommandContext(ctx, node, script)
-	check.Env = append(os.Environ(), "GPT2D_URL="+s.url, "GPT2D_API_KEY="+key.Key)
-	var stderr strings.Builder
-	check.Stderr = &stderr
-	out, err := check.Output()
-	if err != nil {
-		t.Fatalf("OpenAI client check: %v\n%s\n%s\nserver log:\n%s", err, out, stderr.String(), s.logs)
-	}
-	var summary struct {
-		Model, Text, Streamed string
-		Chunks                int
-		Chat, ChatStreamed    string
-		ChatChunks            int
-	}
-	if err := json.Unmarshal(out, &summary); err != nil || summary.Model != "gpt2-tiny" || summary.Text == "" || summary.Streamed != summary.Text ||
-		summary.ChatStreamed != summary.Chat || summary.ChatChunks < 3 {
-		t.Fatalf("client summary %s (%v)", out, err)
-	}
-	t.Logf("openai-node: %s", out)
+			check := exec.CommandContext(ctx, node, script)
+			check.Env = append(os.Environ(), "GPT2D_URL="+s.url, "GPT2D_API_KEY="+key.Key)
+			var stderr strings.Builder
+			check.Stderr = &stderr
+			out, err := check.Output()
+			if err != nil {
+				t.Fatalf("OpenAI client check: %v\n%s\n%s\nserver log:\n%s", err, out, stderr.String(), s.logs)
+			}
+			var summary struct {
+				Model, Text, Streamed string
+				Chunks                int
+				Chat, ChatStreamed    string
+				ChatChunks            int
+			}
+			if err := json.Unmarshal(out, &summary); err != nil || summary.Model != "gpt2-tiny" || summary.Text == "" || summary.Streamed != summary.Text ||
+				summary.ChatStreamed != summary.Chat || summary.ChatChunks < 3 {
+				t.Fatalf("client summary %s (%v)", out, err)
+			}
+			t.Logf("openai-node: %s", out)
 
-	// The server counted it: usage of the key, and metrics.
-	code, body = s.call(t, "GET", "/users/me/usage", session, "")
-	if code != 200 || !strings.Contains(body, `"name":"openai-node"`) {
-		t.Fatalf("usage after the client ran: %d %s", code, body)
+			// The server counted it: usage of the key, and metrics.
+			code, body = s.call(t, "GET", "/users/me/usage", session, "")
+			if code != 200 || !strings.Contains(body, `"name":"openai-node"`) {
+				t.Fatalf("usage after the client ran: %d %s", code, body)
+			}
+		})
 	}
 }
 
