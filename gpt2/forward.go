@@ -366,39 +366,3 @@ func expf(x float32) float32 {
 	p = p*r*r + r + 1
 	return p * math.Float32frombits(uint32(ni+127)<<23)
 }
-
-// PromptLogprobs scores a prompt: entry i is the log-probability of ids[i]
-// given ids[:i] with the top most likely alternatives at that position;
-// entry 0 has none (Logprob NaN, no Top), as nothing precedes it. It runs
-// its own forward passes beside the engine's steps, sharing the worker
-// pool.
-func (m *Model) PromptLogprobs(ids []int, top int) ([]TokenLogprob, error) {
-	for _, id := range ids {
-		if id < 0 || id >= m.Config.VocabSize {
-			return nil, &ParamError{Param: "prompt", Msg: fmt.Sprintf("token id %d outside the vocabulary", id)}
-		}
-	}
-	V := m.Config.VocabSize
-	out := make([]TokenLogprob, len(ids))
-	err := m.scorePrompt(ids, func(start int, logits []float32) {
-		for r := 0; r < len(logits)/V; r++ {
-			pos := start + r + 1 // row r predicts the token after it
-			if pos == len(ids) {
-				break
-			}
-			alts := make([]TopLogprob, top)
-			lp := logSoftmax(logits[r*V:(r+1)*V], ids[pos], alts)
-			for k := range alts {
-				if alts[k].ID >= 0 {
-					alts[k].Text = m.Tokenizer.TokenText(alts[k].ID)
-				}
-			}
-			out[pos] = TokenLogprob{ID: ids[pos], Text: m.Tokenizer.TokenText(ids[pos]), Logprob: lp, Top: alts}
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	out[0] = TokenLogprob{ID: ids[0], Text: m.Tokenizer.TokenText(ids[0]), Logprob: math.NaN()}
-	return out, nil
-}
