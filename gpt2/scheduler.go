@@ -24,150 +24,190 @@ type seq struct {
 	decoder bool // prompt done: feeding generated tokens
 }
 
-// run is the scheduler loop: admit, build a step, run it, sample.
+// scheduler is the state of the Engine's scheduling goroutine: the slots
+// and the buffers of one forward step. Only that goroutine touches it.
+type scheduler struct {
+	e      *Engine
+	m      *Model
+	act    *activations
+	slots  []*seq
+	steps  []step // this step's share of each sequence in it…
+	owners []*seq // …and the sequence it belongs to
+	active int    // slots holding a job
+	// maxTok caps a step's tokens; scoreRows, the prompt tokens scored
+	// in one step (they need a row of logits each).
+	maxTok, scoreRows int
+}
+
+// run is the scheduler loop: admit, build a step, run it, sample; until
+// Shutdown, which ends every job still queued or running with ErrClosed.
 func (e *Engine) run() {
 	defer close(e.done)
-	m := e.m
+	sc := e.newScheduler()
+	for sc.admit() {
+		if sc.build() {
+			sc.step()
+		}
+	}
+	e.failAll(sc.slots)
+}
+
+func (e *Engine) newScheduler() *scheduler {
 	maxTok := max(e.cfg.MaxStepTokens, 1)
 	// Every sequence in a step wants at most one row of logits, except a
 	// prompt being scored, which wants one per token: those share
 	// scoreRows more rows, so scoring adds a bounded, fixed amount of
 	// memory however many requests ask for it.
 	scoreRows := min(e.cfg.PrefillChunk, maxScoreRows)
-	act := m.newActivations(maxTok, e.cfg.Slots+scoreRows)
-	slots := make([]*seq, e.cfg.Slots)
-	steps := make([]step, 0, e.cfg.Slots)
-	owners := make([]*seq, 0, e.cfg.Slots)
-	nActive := 0
-	for {
-		// Admit waiting requests into free slots; block when idle.
-		for i := range slots {
-			if slots[i] != nil && slots[i].j != nil {
-				continue
-			}
-			var j *genJob
-			if nActive == 0 {
-				select {
-				case j = <-e.queue:
-				case <-e.quit:
-					e.failAll(slots)
-					return
-				}
-			} else {
-				select {
-				case j = <-e.queue:
-				default:
-				}
-			}
-			if j == nil {
-				break
-			}
-			e.queued.Add(-1)
-			if j.ctx.Err() != nil {
-				e.complete(j, nil, j.ctx.Err())
-				continue
-			}
-			if slots[i] == nil {
-				slots[i] = &seq{cache: m.NewKVCache(), samp: newSampler(m.Config.VocabSize)}
-			}
-			slots[i].start(j, m.Tokenizer)
-			nActive++
-			e.active.Add(1)
-		}
-		select {
-		case <-e.quit:
-			e.failAll(slots)
-			return
-		default:
-		}
+	return &scheduler{
+		e: e, m: e.m,
+		act:    e.m.newActivations(maxTok, e.cfg.Slots+scoreRows),
+		slots:  make([]*seq, e.cfg.Slots),
+		steps:  make([]step, 0, e.cfg.Slots),
+		owners: make([]*seq, 0, e.cfg.Slots),
+		maxTok: maxTok, scoreRows: scoreRows,
+	}
+}
 
-		// Build the step: one token per decoding sequence, then prompt
-		// chunks within the remaining budget.
-		steps, owners = steps[:0], owners[:0]
-		budget := maxTok
-		decoding := 0
-		for _, s := range slots {
-			if s == nil || s.j == nil {
-				continue
-			}
-			if s.j.ctx.Err() != nil {
-				e.release(s, nil, s.j.ctx.Err())
-				nActive--
-				continue
-			}
-			if s.decoder {
-				// Feed the last generated token (a view: no allocation).
-				steps = append(steps, step{cache: s.cache, tokens: s.gen[len(s.gen)-1:], wantLogits: true})
-				owners = append(owners, s)
-				budget--
-				decoding++
-			}
-		}
-		scoring := scoreRows
-		for _, s := range slots {
-			if s == nil || s.j == nil || s.decoder || budget <= 0 {
-				continue
-			}
-			n := len(s.j.prompt) - s.fed
-			limit := budget
-			if decoding > 0 {
-				limit = min(limit, e.cfg.PrefillChunk)
-			}
-			score := s.j.score >= 0
-			if score {
-				if limit = min(limit, scoring); limit <= 0 {
-					continue
-				}
-			}
-			n = min(n, limit)
-			done := s.fed+n == len(s.j.prompt)
-			steps = append(steps, step{cache: s.cache, tokens: s.j.prompt[s.fed : s.fed+n], wantLogits: done, allLogits: score})
-			owners = append(owners, s)
-			budget -= n
-			if score {
-				scoring -= n
-			}
-		}
-		if len(steps) == 0 {
+// admit moves waiting requests into free slots, blocking while there is
+// nothing to do. It reports false once the Engine is shutting down.
+func (sc *scheduler) admit() bool {
+	e, m := sc.e, sc.m
+	for i := range sc.slots {
+		if sc.slots[i] != nil && sc.slots[i].j != nil {
 			continue
 		}
-		if err := m.forward(act, steps); err != nil {
-			for _, s := range owners {
-				e.release(s, nil, err)
-				nActive--
+		var j *genJob
+		if sc.active == 0 {
+			select {
+			case j = <-e.queue:
+			case <-e.quit:
+				return false
 			}
+		} else {
+			select {
+			case j = <-e.queue:
+			default:
+			}
+		}
+		if j == nil {
+			break
+		}
+		e.queued.Add(-1)
+		if j.ctx.Err() != nil {
+			e.complete(j, nil, j.ctx.Err())
 			continue
 		}
-		e.steps.Add(1)
-		V := m.Config.VocabSize
-		for i := range steps {
-			s := owners[i]
-			logits := steps[i].logits
-			if !s.decoder {
-				n := len(steps[i].tokens)
-				if s.plps != nil {
-					s.scoreChunk(logits, s.fed, m)
-					logits = logits[(n-1)*V:] // the last row predicts the next token
-				}
-				s.fed += n
-				e.promptToks.Add(int64(n))
-				if !steps[i].wantLogits {
-					continue
-				}
-				if s.j.maxNew == 0 { // scored, nothing to generate
-					e.release(s, s.result(FinishLength), nil)
-					nActive--
-					continue
-				}
-				s.decoder = true
-			}
-			if res := s.advance(logits, m); res != nil {
-				e.release(s, res, nil)
-				nActive--
-			}
-			e.genToks.Add(1)
+		if sc.slots[i] == nil {
+			sc.slots[i] = &seq{cache: m.NewKVCache(), samp: newSampler(m.Config.VocabSize)}
+		}
+		sc.slots[i].start(j, m.Tokenizer)
+		sc.active++
+		e.active.Add(1)
+	}
+	select {
+	case <-e.quit:
+		return false
+	default:
+		return true
+	}
+}
+
+// build assembles the next step — one token per decoding sequence, then
+// prompt chunks within the remaining budget — after releasing sequences
+// whose callers have gone. It reports whether the step has any work.
+func (sc *scheduler) build() bool {
+	e := sc.e
+	sc.steps, sc.owners = sc.steps[:0], sc.owners[:0]
+	budget := sc.maxTok
+	decoding := 0
+	for _, s := range sc.slots {
+		if s == nil || s.j == nil {
+			continue
+		}
+		if err := s.j.ctx.Err(); err != nil {
+			sc.release(s, nil, err)
+			continue
+		}
+		if s.decoder {
+			// Feed the last generated token (a view: no allocation).
+			sc.steps = append(sc.steps, step{cache: s.cache, tokens: s.gen[len(s.gen)-1:], wantLogits: true})
+			sc.owners = append(sc.owners, s)
+			budget--
+			decoding++
 		}
 	}
+	scoring := sc.scoreRows
+	for _, s := range sc.slots {
+		if s == nil || s.j == nil || s.decoder || budget <= 0 {
+			continue
+		}
+		limit := budget
+		if decoding > 0 {
+			limit = min(limit, e.cfg.PrefillChunk)
+		}
+		score := s.j.score >= 0
+		if score {
+			if limit = min(limit, scoring); limit <= 0 {
+				continue
+			}
+		}
+		n := min(len(s.j.prompt)-s.fed, limit)
+		done := s.fed+n == len(s.j.prompt)
+		sc.steps = append(sc.steps, step{cache: s.cache, tokens: s.j.prompt[s.fed : s.fed+n], wantLogits: done, allLogits: score})
+		sc.owners = append(sc.owners, s)
+		budget -= n
+		if score {
+			scoring -= n
+		}
+	}
+	return len(sc.steps) > 0
+}
+
+// step runs the step built and moves each sequence on: a prompt chunk is
+// counted (and scored, when asked), a finished prompt or a decoded token
+// gives the next token, and finished sequences leave their slots.
+func (sc *scheduler) step() {
+	e, m := sc.e, sc.m
+	if err := m.forward(sc.act, sc.steps); err != nil {
+		for _, s := range sc.owners {
+			sc.release(s, nil, err)
+		}
+		return
+	}
+	e.steps.Add(1)
+	V := m.Config.VocabSize
+	for i := range sc.steps {
+		s, st := sc.owners[i], &sc.steps[i]
+		logits := st.logits
+		if !s.decoder {
+			n := len(st.tokens)
+			if s.plps != nil {
+				s.scoreChunk(logits, s.fed, m)
+				logits = logits[(n-1)*V:] // the last row predicts the next token
+			}
+			s.fed += n
+			e.promptToks.Add(int64(n))
+			if !st.wantLogits {
+				continue
+			}
+			if s.j.maxNew == 0 { // scored, nothing to generate
+				sc.release(s, s.result(FinishLength), nil)
+				continue
+			}
+			s.decoder = true
+		}
+		if res := s.advance(logits, m); res != nil {
+			sc.release(s, res, nil)
+		}
+		e.genToks.Add(1)
+	}
+}
+
+// release frees s's slot and finishes its job.
+func (sc *scheduler) release(s *seq, res *Result, err error) {
+	sc.active--
+	sc.e.release(s, res, err)
 }
 
 // start puts job j into this slot.
