@@ -12,7 +12,9 @@ import (
 )
 
 // listAudit is GET /admin/audit?before=&limit=: events newest first;
-// pass the last seq seen as before for the next page.
+// pass the last seq seen as before for the next page (the Link header
+// with rel="next" names it). Paging is by seq, so it stays valid while
+// retention prunes the oldest events: a page ends early, never repeats.
 func (s *Server) listAudit(c *fiber.Ctx) error {
 	before, err := queryInt(c, "before", 0, 0, 1<<62)
 	if err != nil {
@@ -25,6 +27,9 @@ func (s *Server) listAudit(c *fiber.Ctx) error {
 	events, err := s.db.ListAudit(uint64(before), limit)
 	if err != nil {
 		return err
+	}
+	if n := len(events); n == limit && events[n-1].Seq > 1 {
+		c.Set(fiber.HeaderLink, fmt.Sprintf(`</admin/audit?before=%d&limit=%d>; rel="next"`, events[n-1].Seq, limit))
 	}
 	return c.JSON(events)
 }

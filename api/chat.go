@@ -241,7 +241,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 		p.MaxNewTokens = min(p.MaxNewTokens, s.cfg.Generation.MaxNewTokens)
 	}
 	who := s.callerOf(c)
-	if err := s.admit(who); err != nil {
+	if err := s.admit(&who, int64(len(p.IDs)+r.n*p.MaxNewTokens), r.n); err != nil {
 		return err
 	}
 	choices := make([]choice, r.n)

@@ -179,7 +179,12 @@ func (s *Server) completions(c *fiber.Ctx) error {
 		prepared[i] = p
 	}
 	who := s.callerOf(c)
-	if err := s.admit(who); err != nil {
+	// The quota reserves each prompt once and every choice's new tokens.
+	var budget int64
+	for _, p := range prepared {
+		budget += int64(len(p.IDs) + r.n*p.MaxNewTokens)
+	}
+	if err := s.admit(&who, budget, len(prepared)*r.n); err != nil {
 		return err
 	}
 	var choices []choice
@@ -201,6 +206,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 		for i, p := range prepared {
 			if scores[i], err = g.Score(gen.ctx, p, *r.logprobs); err != nil {
 				gen.cancel()
+				s.unadmit(&who)
 				return s.openAIGenerateError(err)
 			}
 		}

@@ -29,6 +29,10 @@ const (
 	detailKeyNotFound       = "API key not found"
 )
 
+// storageFullRetry is the Retry-After of a 503 for a full disk: long
+// enough not to hammer a server waiting for its operator.
+const storageFullRetry = 30 * time.Second
+
 // httpError is an error a handler returns to answer with a status, a
 // {"detail": ...} body and optional headers. The error handler writes it,
 // in OpenAI's shape on the /v1 routes.
@@ -119,6 +123,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		// succeed once it is back (the pool reconnects by itself).
 		s.log.WarnContext(c.UserContext(), "store unavailable", "method", c.Method(), "path", c.Path(), "err", err)
 		he = retryLater(fiber.StatusServiceUnavailable, "Service temporarily unavailable: the store cannot be reached", 5*time.Second)
+	case errors.Is(err, store.ErrNoSpace):
+		// Nothing was stored; the same request succeeds once the operator
+		// frees space, without a restart.
+		s.log.ErrorContext(c.UserContext(), "store full: request refused", "method", c.Method(), "path", c.Path(), "err", err)
+		he = retryLater(fiber.StatusServiceUnavailable, "Storage is full, retry later", storageFullRetry)
 	default:
 		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 		he = newError(fiber.StatusInternalServerError, "Internal Server Error")

@@ -89,7 +89,7 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	if err != nil {
 		return s.generateError(err, "max_length")
 	}
-	if err := s.admit(who); err != nil {
+	if err := s.admit(&who, int64(len(p.IDs)+p.MaxNewTokens), 1); err != nil {
 		return err
 	}
 	detail := map[string]any{"prompt_chars": utf8.RuneCountInString(prompt), "max_length": maxLength}

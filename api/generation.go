@@ -55,9 +55,11 @@ type genEvent struct {
 // newGeneration makes the generation of choices. It runs under its own
 // deadline (Config.GenerateTimeout, queueing and prompt scoring included),
 // not under the request's context: fasthttp does not cancel that when the
-// client goes away, and shutdown must let generations finish.
+// client goes away, and shutdown must let generations finish. Shutdown
+// cuts those still running when its deadline passes: they end with
+// gpt2.ErrClosed (503, or an error event on a stream).
 func (s *Server) newGeneration(choices []choice) *generation {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GenerateTimeout)
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.GenerateTimeout)
 	return &generation{
 		ctx:     ctx,
 		events:  make(chan genEvent, len(choices)+4),
@@ -91,6 +93,9 @@ func (gen *generation) start(g Generator, stream bool) {
 				}
 			}
 			res, err := g.Run(ctx, p, emit)
+			if err != nil && errors.Is(context.Cause(ctx), errShutdown) {
+				err = gpt2.ErrClosed
+			}
 			// The consumer drains every end, so this never blocks for long.
 			gen.events <- genEvent{index: i, done: true, res: res, err: err}
 		}()
@@ -188,6 +193,10 @@ type caller struct {
 	ip           string
 	requestID    string
 	completionID string // OpenAI's cmpl-… or chatcmpl-… id, once made
+	// quota and seqs are what admit holds for the generation, released
+	// by finish (or unadmit).
+	quota reservation
+	seqs  int
 }
 
 // callerOf copies the caller of request c.
@@ -205,10 +214,12 @@ func (c caller) keyID() uint64 {
 // finish records a generation that has ended: usage (per user and key,
 // written to the store in the background), metrics, and an audit event
 // with sizes and outcome, never text. endpoint labels the metrics; detail
-// adds endpoint-specific audit fields.
+// adds endpoint-specific audit fields. It also releases what admit held:
+// the reservation is settled with what the generation spent, in the same
+// step as that is recorded.
 func (s *Server) finish(gen *generation, who caller, endpoint string, stream bool, detail map[string]any) {
 	counts := gen.counts()
-	s.usage.record(who.user.ID, who.keyID(), s.cfg.Now(), counts)
+	s.settle(&who, counts)
 	reasons := make([]string, len(gen.choices))
 	for i := range gen.choices {
 		c := &gen.choices[i]

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,9 +18,10 @@ type Limits struct {
 	// RequestsPerMinute bounds generation requests (/generate,
 	// /v1/completions), with bursts up to the same number.
 	RequestsPerMinute int64
-	// TokensPerDay bounds prompt plus completion tokens per UTC day. It is
-	// checked before a request starts, so the request that crosses it
-	// runs to completion.
+	// TokensPerDay bounds prompt plus completion tokens per UTC day. A
+	// request reserves the most it may spend before it starts and settles
+	// when it ends (see tokenQuota), so concurrent requests overshoot it
+	// by at most one request's reservation.
 	TokensPerDay int64
 }
 
@@ -51,30 +51,49 @@ func (s *Server) limitsFor(u *store.User) Limits {
 // tokensToday returns the tokens user spent on the UTC day of now, stored
 // and pending.
 func (s *Server) tokensToday(user uint64, now time.Time) (int64, error) {
-	stored, err := s.db.DayTokens(user, now)
-	return stored + s.usage.pendingTokens(user, now), err
+	return s.quota.Spent(user, now)
 }
 
-// admit applies the caller's limits to a generation request about to
-// start: a 429 with Retry-After and the limit's name when one is reached,
-// else it counts the request against the per-minute limit.
-func (s *Server) admit(who caller) error {
+// limitConcurrentSequences names Config.MaxUserSequences in a 429 body.
+const limitConcurrentSequences = "concurrent_sequences"
+
+// admit applies the caller's limits to a generation of seqs engine
+// sequences that may spend up to tokens (prompt + completion) tokens: a
+// 429 with Retry-After and the limit's name when one is reached. Else it
+// holds the sequences and the tokens in who until finish releases them
+// (or unadmit, when the generation never starts), and counts the request
+// against the per-minute limit.
+func (s *Server) admit(who *caller, tokens int64, seqs int) error {
 	lim := s.limitsFor(who.user)
 	now := s.cfg.Now()
+	if !s.seqs.acquire(who.user.ID, seqs, s.maxUserSequences()) {
+		s.tel.rateLimited.inc(limitConcurrentSequences)
+		return rateLimited(limitConcurrentSequences, int64(s.maxUserSequences()),
+			fmt.Sprintf("Too many generations in progress: at most %d sequences of one user at a time", s.maxUserSequences()),
+			time.Second)
+	}
+	who.seqs = seqs
+	s.gens.add() // done in settle, by finish or unadmit
 	if lim.TokensPerDay > 0 {
-		used, err := s.tokensToday(who.user.ID, now)
+		r, used, ok, err := s.quota.Reserve(who.user.ID, now, tokens, lim.TokensPerDay)
+		if err != nil || !ok {
+			s.unadmit(who)
+		}
 		if err != nil {
 			return err
 		}
-		if used >= lim.TokensPerDay {
+		if !ok {
 			s.tel.rateLimited.inc(limitTokensPerDay)
+			s.log.Debug("daily token quota reached", "user_id", who.user.ID, "used_and_reserved", used)
 			return rateLimited(limitTokensPerDay, lim.TokensPerDay,
 				fmt.Sprintf("Daily token limit reached: %d tokens per day; it resets at midnight UTC", lim.TokensPerDay),
 				store.Day(now).AddDate(0, 0, 1).Sub(now))
 		}
+		who.quota = r
 	}
 	if lim.RequestsPerMinute > 0 {
-		if wait := s.requests.take(who.user.ID, lim.RequestsPerMinute, now); wait > 0 {
+		if wait := s.requests.Take(who.user.ID, lim.RequestsPerMinute, now); wait > 0 {
+			s.unadmit(who)
 			s.tel.rateLimited.inc(limitRequestsPerMinute)
 			return rateLimited(limitRequestsPerMinute, lim.RequestsPerMinute,
 				fmt.Sprintf("Rate limit reached: %d requests per minute", lim.RequestsPerMinute), wait)
@@ -83,65 +102,48 @@ func (s *Server) admit(who caller) error {
 	return nil
 }
 
+// admitRequest applies the caller's limits to a request that runs no
+// generation (tokenizing): it counts against the request rate, and is
+// refused once the day's tokens are spent, but holds nothing.
+func (s *Server) admitRequest(who caller) error {
+	if err := s.admit(&who, 0, 0); err != nil {
+		return err
+	}
+	s.unadmit(&who)
+	return nil
+}
+
+// unadmit releases what admit holds for a generation that does not start.
+func (s *Server) unadmit(who *caller) {
+	s.settle(who, store.Counts{})
+}
+
+// settle replaces what admit holds by what the generation spent.
+func (s *Server) settle(who *caller, spent store.Counts) {
+	s.seqs.release(who.user.ID, who.seqs)
+	s.quota.Settle(who.quota, who.user.ID, who.keyID(), s.cfg.Now(), spent)
+	who.quota, who.seqs = reservation{}, 0
+	s.gens.done()
+}
+
+// maxUserSequences is Config.MaxUserSequences, or half the engine's slots
+// (at least one) when it is 0.
+func (s *Server) maxUserSequences() int {
+	if n := s.cfg.MaxUserSequences; n != 0 {
+		return max(n, 0)
+	}
+	if g := s.generator(); g != nil {
+		return max(g.Stats().Slots/2, 1)
+	}
+	return 1
+}
+
 func rateLimited(limit string, value int64, msg string, wait time.Duration) *httpError {
 	he := retryLater(fiber.StatusTooManyRequests, msg, wait)
 	he.code = "rate_limit_exceeded"
 	retry, _ := strconv.Atoi(he.headers[fiber.HeaderRetryAfter])
 	he.extra = map[string]any{"limit": limit, "limit_value": value, "retry_after": retry}
 	return he
-}
-
-// requestLimiter enforces requests per minute with one token bucket per
-// user: capacity N, refilled at N per minute. A bucket left alone for a
-// minute is full again, which is the same as having none, so idle buckets
-// are dropped when the map grows: memory follows the users active in the
-// last minute.
-//
-// A requestLimiter is safe for concurrent use.
-type requestLimiter struct {
-	mu      sync.Mutex
-	buckets map[uint64]*tokenBucket
-}
-
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// sweepAbove is the bucket count beyond which idle buckets are dropped.
-const sweepAbove = 10_000
-
-func newRequestLimiter() *requestLimiter {
-	return &requestLimiter{buckets: map[uint64]*tokenBucket{}}
-}
-
-// take spends one request of user's bucket of size perMinute at time
-// now, or returns how long until one is available.
-func (l *requestLimiter) take(user uint64, perMinute int64, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	capacity := float64(perMinute)
-	b, ok := l.buckets[user]
-	if !ok {
-		if len(l.buckets) >= sweepAbove {
-			for id, o := range l.buckets {
-				if now.Sub(o.last) >= time.Minute {
-					delete(l.buckets, id)
-				}
-			}
-		}
-		b = &tokenBucket{tokens: capacity, last: now}
-		l.buckets[user] = b
-	}
-	perSecond := capacity / 60
-	elapsed := max(now.Sub(b.last), 0)
-	b.tokens = min(capacity, b.tokens+elapsed.Seconds()*perSecond)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
 }
 
 // limitsStatus shows a user's limits: the effective ones (0: unlimited),

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 
 	"gpt2d/auth"
 	"gpt2d/console"
@@ -84,6 +85,19 @@ type Config struct {
 	GenerateTimeout time.Duration
 	// MaxConns caps concurrent connections (0 → 1024).
 	MaxConns int
+	// MaxConnsPerIP caps the connections of one client address (an IPv6
+	// /64), trusted proxies exempt (0 → 128; negative: no cap). See
+	// conns.go.
+	MaxConnsPerIP int
+	// HeaderTimeout bounds the wait for a complete request header, from
+	// the connection's start or its first byte after idling (0 → 5 s);
+	// ReadTimeout then bounds reading the body.
+	HeaderTimeout time.Duration
+	// MaxUserSequences caps one user's engine sequences queued or running
+	// at once (a /v1/completions request runs prompts × n), so that no
+	// user can hold every slot and the queue (0 → half the engine's
+	// slots, at least 1; negative: no cap).
+	MaxUserSequences int
 
 	// Generation caps what one generation request may ask for.
 	Generation GenerationLimits
@@ -93,6 +107,11 @@ type Config struct {
 	// UsageFlushInterval is how often recorded token usage is written to
 	// the store (0 → 1 s).
 	UsageFlushInterval time.Duration
+	// AuditRetention bounds the audit trail; the zero value keeps every
+	// event. PruneInterval is how often it and expired refresh tokens are
+	// pruned, in the background (0 → 1 minute).
+	AuditRetention store.AuditRetention
+	PruneInterval  time.Duration
 	// MetricsToken, if set, is a bearer token that may read /metrics (and
 	// nothing else), for a Prometheus server that holds no account.
 	// Admins may read /metrics either way.
@@ -154,6 +173,15 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 1024
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 128
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 5 * time.Second
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -190,9 +218,19 @@ type Server struct {
 	tel       *telemetry
 	routes    *routeLabels
 	usage     *usageRecorder
-	requests  *requestLimiter
-	jwt       fiber.Handler // contrib/jwt verifying access tokens
-	site      *console.Site // the web console and /docs
+	quota     tokenQuota
+	seqs      *sequenceCounter
+	requests  *auth.RateLimiter
+	conns     *connTracker
+	janitor   *janitor
+	// base is the context of every generation; Shutdown cancels it, with
+	// errShutdown, when its deadline passes. gens counts generations not
+	// yet finished.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+	gens       inflight
+	jwt        fiber.Handler // contrib/jwt verifying access tokens
+	site       *console.Site // the web console and /docs
 }
 
 type generatorBox struct{ Generator }
@@ -224,11 +262,14 @@ func New(cfg Config) (*Server, error) {
 		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Counters, "registration", cfg.Now),
 		signups:   auth.NewBudget(cfg.SignupBudget, cfg.Counters, "signups", cfg.Now),
 		addrs:     addrs,
-		requests:  newRequestLimiter(),
+		requests:  auth.NewRateLimiter(),
+		seqs:      newSequenceCounter(),
+		conns:     newConnTracker(max(cfg.MaxConnsPerIP, 0), cfg.TrustedProxies),
 	}
 	if s.site, err = console.New(console.Options{RegistrationOpen: !cfg.RegistrationClosed}); err != nil {
 		return nil, err
 	}
+	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.tel = newTelemetry(s.generator)
 	registerAuthMetrics(s.tel.reg, cfg.Auth, &s.throttled)
 	s.jwt = s.newJWTMiddleware()
@@ -237,7 +278,7 @@ func New(cfg Config) (*Server, error) {
 		ServerHeader:          "",
 		BodyLimit:             cfg.BodyLimit,
 		ReadBufferSize:        cfg.HeaderLimit,
-		ReadTimeout:           cfg.ReadTimeout,
+		ReadTimeout:           cfg.HeaderTimeout, // the body gets ReadTimeout: see HeaderReceived below
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		Concurrency:           cfg.MaxConns,
@@ -248,9 +289,16 @@ func New(cfg Config) (*Server, error) {
 		// No ProxyHeader: c.IP() is the socket's peer; the client address
 		// is s.clientIP(c), which reads the proxy header safely.
 	})
+	srv := s.app.Server()
+	srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		return fasthttp.RequestConfig{ReadTimeout: cfg.ReadTimeout}
+	}
+	srv.ConnState = s.conns.connState
 	s.mount()
 	s.routes = newRouteLabels(s.app)
 	s.usage = newUsageRecorder(cfg.Store, cfg.Logger, cfg.UsageFlushInterval)
+	s.quota = newMemQuota(s.usage)
+	s.janitor = startJanitor(cfg.Store, cfg.Logger, cfg.AuditRetention, cfg.PruneInterval, cfg.Now)
 	return s, nil
 }
 
@@ -303,15 +351,24 @@ func (s *Server) mount() {
 // App returns the Fiber app, for serving on a listener or app.Test.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves HTTP on ln until Shutdown, with the per-address
+// connection cap (Config.MaxConnsPerIP) applied to ln.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(s.conns.listener(ln)) }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// (generations and streams included) to finish, or for ctx to end; then
-// it writes the usage still pending to the store. Call it before closing
-// the store.
+// (generations and streams included) to finish, or for ctx to end. If ctx
+// ends first, it cuts what is left: generations still queued or running
+// end with 503 "Server is shutting down" (Retry-After), streams with an
+// error event saying the same, and their usage is recorded; it waits up
+// to cutGrace for those answers to be written, then closes every
+// connection. Last it writes the usage still pending to the store. Call
+// it before closing the store.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.janitor.close()
 	err := s.app.ShutdownWithContext(ctx)
+	if err != nil {
+		s.cut()
+	}
 	s.usage.close()
 	return err
 }

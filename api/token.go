@@ -133,7 +133,10 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		}
 	}
 	u, access, next, err := s.auth.Refresh(token)
+	var te *auth.ThrottledError
 	switch {
+	case errors.As(err, &te):
+		return retryLater(fiber.StatusTooManyRequests, "Too many token refreshes, retry later", te.RetryAfter)
 	case errors.Is(err, auth.ErrRefreshReuse):
 		s.tel.authFailures.inc(reasonRefreshReuse)
 		s.audit(c, slog.LevelWarn, "token.refresh.reuse", nil, "", map[string]any{"revoked": "token family"})

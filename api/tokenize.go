@@ -49,7 +49,7 @@ func (s *Server) tokenize(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.admit(s.callerOf(c)); err != nil {
+	if err := s.admitRequest(s.callerOf(c)); err != nil {
 		return err
 	}
 	out := fiber.Map{"max_model_len": g.Info().NPositions}
@@ -95,7 +95,7 @@ func (s *Server) detokenize(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.admit(s.callerOf(c)); err != nil {
+	if err := s.admitRequest(s.callerOf(c)); err != nil {
 		return err
 	}
 	text, err := g.Detokenize(ids)

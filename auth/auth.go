@@ -82,6 +82,13 @@ type Config struct {
 	TokenTTL time.Duration
 	// RefreshTTL is the lifetime of refresh tokens (0 → 7 days).
 	RefreshTTL time.Duration
+	// MaxRefreshFamilies caps a user's live refresh-token families, i.e.
+	// sessions opened by logging in (0 → 20); a login beyond it ends the
+	// oldest.
+	MaxRefreshFamilies int
+	// RefreshPerMinute bounds token refreshes per user (0 → 12 a minute,
+	// with bursts of as many).
+	RefreshPerMinute int
 	// Issuer and Audience fill and are required in the iss and aud claims
 	// ("" → "gpt2d").
 	Issuer, Audience string
@@ -120,6 +127,7 @@ type Service struct {
 	logins    *loginThrottle
 	hashing   chan struct{} // semaphore: one token per running bcrypt
 	localKey  []byte        // SHA-256 of the local key (InstallLocalKey); set before serving, then read-only
+	refreshes *RateLimiter  // refreshes per user
 }
 
 // New returns a Service that signs tokens with key (at least MinKeyBytes).
@@ -139,6 +147,12 @@ func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 7 * 24 * time.Hour
+	}
+	if cfg.MaxRefreshFamilies <= 0 {
+		cfg.MaxRefreshFamilies = 20
+	}
+	if cfg.RefreshPerMinute <= 0 {
+		cfg.RefreshPerMinute = 12
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = "gpt2d"
@@ -181,8 +195,9 @@ func New(db store.Store, key []byte, cfg Config) (*Service, error) {
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithTimeFunc(cfg.Now),
 		),
-		logins:  &loginThrottle{cfg: cfg.Throttle, now: cfg.Now},
-		hashing: make(chan struct{}, cfg.MaxConcurrentHashes),
+		logins:    &loginThrottle{cfg: cfg.Throttle, now: cfg.Now},
+		hashing:   make(chan struct{}, cfg.MaxConcurrentHashes),
+		refreshes: NewRateLimiter(),
 	}, nil
 }
 

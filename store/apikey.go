@@ -56,7 +56,7 @@ func (db *DB) CreateAPIKey(k *APIKey) error {
 	if len(k.Hash) == 0 {
 		return errors.New("store: API key without hash")
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketUsers).Get(itob(k.UserID)) == nil {
 			return ErrNotFound
 		}
@@ -117,7 +117,7 @@ func (db *DB) APIKeys(userID uint64) ([]APIKey, error) {
 // DeleteAPIKey removes the key id of user userID. A key of another user
 // is reported as ErrNotFound, like a key that does not exist.
 func (db *DB) DeleteAPIKey(userID, id uint64) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		k, err := getKey(keys, id)
 		if err != nil {
@@ -136,7 +136,7 @@ func (db *DB) TouchAPIKeys(used map[uint64]time.Time) error {
 	if len(used) == 0 {
 		return nil
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		for id, t := range used {
 			k, err := getKey(keys, id)

@@ -18,9 +18,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,19 +36,28 @@ var (
 	ErrLastAdmin     = errors.New("store: cannot remove the last admin")
 	ErrSchemaTooNew  = errors.New("store: file was written by a newer gpt2d")
 	ErrLocked        = errors.New("store: file is in use by another process")
+	// ErrCorrupt reports a file that fails the consistency check Open runs
+	// (an empty file, bad meta pages, a file shorter than its pages, a
+	// broken page tree). Open refuses it rather than serve from it.
+	ErrCorrupt = errors.New("store: file fails its consistency check")
+	// ErrNoSpace reports a write refused by the file system for want of
+	// space (ENOSPC, EDQUOT, EFBIG). Nothing was stored; the same write
+	// succeeds once space returns.
+	ErrNoSpace = errors.New("store: no space left for the store file")
 )
 
 // Bucket names. Keys of bucketUsers and bucketAudit are 8-byte big-endian
 // sequence numbers, so cursor order is creation order.
 var (
-	bucketMeta      = []byte("meta")          // string key → value
-	bucketUsers     = []byte("users")         // user id → JSON User
-	bucketUsernames = []byte("usernames")     // folded username → user id
-	bucketRefresh   = []byte("refresh")       // sha256(token) → JSON RefreshToken
-	bucketAudit     = []byte("audit")         // sequence → JSON Event
-	bucketKeys      = []byte("apikeys")       // key id → JSON APIKey
-	bucketKeyHashes = []byte("apikey_hashes") // sha256(key) → key id
-	bucketUsage     = []byte("usage")         // user id, day, key id → JSON Usage
+	bucketMeta      = []byte("meta")             // string key → value
+	bucketUsers     = []byte("users")            // user id → JSON User
+	bucketUsernames = []byte("usernames")        // folded username → user id
+	bucketFamilies  = []byte("refresh_families") // user id | family → JSON RefreshToken (the family's live token)
+	bucketRefreshes = []byte("refresh_hashes")   // sha256(live token) → user id | family
+	bucketAudit     = []byte("audit")            // sequence → JSON Event
+	bucketKeys      = []byte("apikeys")          // key id → JSON APIKey
+	bucketKeyHashes = []byte("apikey_hashes")    // sha256(key) → key id
+	bucketUsage     = []byte("usage")            // user id, day, key id → JSON Usage
 )
 
 // Keys in bucketMeta.
@@ -70,7 +81,10 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the store at path, creates its parent
-// directory, and migrates the file to the current schema version.
+// directory, checks the file's consistency (see Check) and migrates it to
+// the current schema version. A file that exists but is empty, or fails
+// the check, is refused with ErrCorrupt: it is never silently replaced by
+// a fresh store.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -80,14 +94,32 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("open store %s: %w", path, err)
 		}
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
+	// bbolt initialises a zero-length file as a new store; here an empty
+	// file is what is left of a store (a failed copy or restore), not a
+	// request for a new one.
+	if fi, err := os.Stat(path); err == nil {
+		if fi.Size() == 0 {
+			return nil, fmt.Errorf("open store %s: %w: the file is empty; restore a backup, or remove it to start a new store", path, ErrCorrupt)
+		}
+		if err := checkMeta(path, fi.Size()); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
+	b, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	}
 	if err != nil {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{bolt: b}
+	if err := db.Check(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	if opts.ReadOnly {
 		err = db.checkVersion()
 	} else {
@@ -98,6 +130,162 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// Check verifies the file's consistency in one read transaction: the
+// file is at least as long as the pages its meta page claims (bbolt maps
+// the file and would fault on a missing page), and every page is reached
+// once from the tree or the freelist (bbolt's Tx.Check). It reads the
+// whole file, so it costs time in proportion to its size; it does not
+// block writers. A failure is ErrCorrupt, with the first problem found.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		fi, err := os.Stat(db.bolt.Path())
+		if err != nil {
+			return err
+		}
+		if fi.Size() < tx.Size() {
+			return fmt.Errorf("%w: the file has %d bytes, its pages need %d (truncated)", ErrCorrupt, fi.Size(), tx.Size())
+		}
+		var first error
+		for err := range tx.Check() { // drain: Check's goroutine sends every problem
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, first)
+		}
+		return nil
+	})
+}
+
+// update runs fn in a write transaction, as bolt.DB.Update does, and
+// reports a full file system as ErrNoSpace.
+func (db *DB) update(fn func(tx *bolt.Tx) error) error { return noSpace(db.bolt.Update(fn)) }
+
+// batch is update through bolt.DB.Batch: concurrent calls share one
+// transaction (and one fsync); fn may run more than once.
+func (db *DB) batch(fn func(tx *bolt.Tx) error) error { return noSpace(db.bolt.Batch(fn)) }
+
+// noSpace wraps err with ErrNoSpace when the file system refused a write
+// for want of space.
+func noSpace(err error) error {
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Verify runs the consistency checks of Open on the file at path — not
+// empty, valid meta pages, long enough for its pages, a sound page tree —
+// without migrating it or checking its schema version: it is for
+// snapshots, which may come from another gpt2d version. It opens the file
+// read-only (with a shared lock). A failure is ErrCorrupt naming path.
+func Verify(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("verify store %s: %w", path, err)
+	}
+	if fi.Size() == 0 {
+		return fmt.Errorf("verify store %s: %w: the file is empty", path, ErrCorrupt)
+	}
+	if err := checkMeta(path, fi.Size()); err != nil {
+		return fmt.Errorf("verify store %s: %w", path, err)
+	}
+	b, err := openBolt(path, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("verify store %s: %w", path, err)
+	}
+	defer b.Close()
+	if err := (&DB{bolt: b}).Check(); err != nil {
+		return fmt.Errorf("verify store %s: %w", path, err)
+	}
+	return nil
+}
+
+// openBolt is bolt.Open, with a panic — bbolt panics on some damaged
+// pages rather than returning an error — reported as ErrCorrupt.
+func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// checkMeta reads the file's two meta pages (bbolt's layout: a 16-byte
+// page header, then magic, version, page size, flags, root bucket,
+// freelist page, high-water page id, txid and an FNV-64a checksum) and
+// requires one of them to be valid and the file to hold every page the
+// newest valid one counts. bbolt maps the file and would fault, not fail,
+// on a page past its end, so this runs before bolt.Open.
+func checkMeta(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	const (
+		headerSize = 16
+		metaSize   = 64
+		magic      = 0xED0CDAED
+	)
+	type meta struct {
+		pageSize    uint32
+		freelist    uint64
+		pgid, txid  uint64
+		valid       bool
+		description string
+	}
+	read := func(off int64) meta {
+		buf := make([]byte, metaSize)
+		if _, err := f.ReadAt(buf, off+headerSize); err != nil {
+			return meta{description: err.Error()}
+		}
+		le := binary.LittleEndian
+		h := fnv.New64a()
+		h.Write(buf[:56])
+		switch {
+		case le.Uint32(buf[0:]) != magic:
+			return meta{description: "bad magic"}
+		case le.Uint64(buf[56:]) != h.Sum64():
+			return meta{description: "bad checksum"}
+		}
+		return meta{pageSize: le.Uint32(buf[8:]), freelist: le.Uint64(buf[32:]), pgid: le.Uint64(buf[40:]), txid: le.Uint64(buf[48:]), valid: true}
+	}
+	m0 := read(0)
+	pageSize := int64(os.Getpagesize())
+	if m0.valid {
+		pageSize = int64(m0.pageSize)
+	}
+	m1 := read(pageSize)
+	best := m0
+	if !m0.valid || (m1.valid && m1.txid > m0.txid) {
+		best = m1
+	}
+	if !best.valid {
+		return fmt.Errorf("%w: no valid meta page (%s; %s)", ErrCorrupt, m0.description, m1.description)
+	}
+	if need := int64(best.pgid) * int64(best.pageSize); size < need {
+		return fmt.Errorf("%w: the file has %d bytes, its pages need %d (truncated)", ErrCorrupt, size, need)
+	}
+	// bbolt panics while opening a file whose freelist page is not one.
+	const noFreelist, freelistFlag = 1<<64 - 1, 0x10
+	if best.freelist != noFreelist {
+		var flags [2]byte
+		if best.freelist >= best.pgid {
+			return fmt.Errorf("%w: freelist page %d past the last page %d", ErrCorrupt, best.freelist, best.pgid)
+		}
+		if _, err := f.ReadAt(flags[:], int64(best.freelist)*int64(best.pageSize)+8); err != nil {
+			return err
+		}
+		if binary.LittleEndian.Uint16(flags[:]) != freelistFlag {
+			return fmt.Errorf("%w: page %d is not the freelist its meta page names", ErrCorrupt, best.freelist)
+		}
+	}
+	return nil
 }
 
 // Close releases the file. It waits for open transactions (including a
@@ -150,7 +338,7 @@ func (db *DB) Backup(path string) error {
 // transaction, so concurrent callers all get the same key.
 func (db *DB) EnsureJWTKey(generate func() ([]byte, error)) ([]byte, error) {
 	var key []byte
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if k := meta.Get(keyJWTKey); k != nil {
 			key = append([]byte(nil), k...)

@@ -11,8 +11,8 @@ import (
 
 // Dump is every durable record of a store, for moving an install from one
 // store to another (gpt2d store copy). Each list is in primary-key order:
-// users and keys by id, refresh tokens by hash, audit by seq, usage by
-// user, day and key.
+// users and keys by id, refresh-token families by user and family
+// (bytewise), audit by seq, usage by user, day and key.
 type Dump struct {
 	JWTKey []byte // nil: the store holds none
 	// Sequences are the last id given out to users and API keys and the
@@ -21,7 +21,7 @@ type Dump struct {
 	Sequences     Sequences
 	Users         []User
 	APIKeys       []APIKey
-	RefreshTokens []RefreshToken
+	RefreshTokens []RefreshToken // one per family: its live token
 	Audit         []Event
 	Usage         []Usage
 }
@@ -68,7 +68,7 @@ func (d *Dump) Sections() []Section {
 		sec("api_keys", len(d.APIKeys), func(i int) []byte { return js(d.APIKeys[i]) }),
 		sec("refresh_tokens", len(d.RefreshTokens), func(i int) []byte {
 			t := d.RefreshTokens[i]
-			return append([]byte(hex.EncodeToString(t.Hash)+" "), js(t)...) // Hash is not in the JSON
+			return append(fmt.Appendf(nil, "%d %s ", t.UserID, t.Family), js(t)...) // user and family are not in the JSON
 		}),
 		sec("audit", len(d.Audit), func(i int) []byte { return js(d.Audit[i]) }),
 		sec("usage", len(d.Usage), func(i int) []byte { return js(d.Usage[i]) }),
@@ -98,13 +98,12 @@ func (db *DB) Dump() (*Dump, error) {
 		if err := eachKey(tx, func(k *APIKey) error { d.APIKeys = append(d.APIKeys, *k); return nil }); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketRefresh).ForEach(func(k, v []byte) error {
-			t := RefreshToken{Hash: append([]byte(nil), k...)}
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("refresh token: %w", err)
+		if err := tx.Bucket(bucketFamilies).ForEach(func(k, v []byte) error {
+			t, err := parseFamily(k, v)
+			if err == nil {
+				d.RefreshTokens = append(d.RefreshTokens, *t)
 			}
-			d.RefreshTokens = append(d.RefreshTokens, t)
-			return nil
+			return err
 		}); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -21,9 +22,10 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
-	// 1 → 2: refresh tokens.
+	// 1 → 2: refresh tokens, one record per token keyed by its hash
+	// (replaced in schema 4).
 	func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketRefresh)
+		_, err := tx.CreateBucketIfNotExists([]byte("refresh"))
 		return err
 	},
 	// 2 → 3: API keys and token usage.
@@ -35,11 +37,53 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 3 → 4: refresh tokens by family. The old bucket kept one record per
+	// token ever issued (used ones until expiry) keyed by hash, so
+	// revoking a user's tokens decoded every user's; families are now one
+	// record each, keyed by user (see RefreshToken). Live unused tokens
+	// move over and keep working; used and expired ones are dropped, so a
+	// token used before the upgrade and replayed after it is unknown
+	// rather than reuse.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketFamilies, bucketRefreshes} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		old := tx.Bucket([]byte("refresh"))
+		if old == nil {
+			return nil
+		}
+		err := old.ForEach(func(k, v []byte) error {
+			var r struct {
+				RefreshToken
+				UserID uint64 `json:"user_id"`
+				Family string `json:"family"`
+				Used   bool   `json:"used"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("refresh token %x: %w", k, err)
+			}
+			if r.Used || r.Family == "" {
+				return nil
+			}
+			t := r.RefreshToken
+			t.Hash, t.UserID, t.Family, t.StartedAt = append([]byte(nil), k...), r.UserID, r.Family, r.CreatedAt
+			if prev, err := getFamily(tx, familyKey(t.UserID, t.Family)); err == nil && prev.CreatedAt.After(t.CreatedAt) {
+				return nil // a family has one unused token; keep the newest if not
+			}
+			return putFamily(tx, &t)
+		})
+		if err != nil {
+			return err
+		}
+		return tx.DeleteBucket([]byte("refresh"))
+	},
 }
 
 // SchemaVersion is the layout version this build writes; it equals
 // len(migrations) (a test holds them together).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 func readVersion(tx *bolt.Tx) (int, error) {
 	meta := tx.Bucket(bucketMeta)
@@ -61,7 +105,7 @@ func readVersion(tx *bolt.Tx) (int, error) {
 func (db *DB) migrate() error {
 	for {
 		done := false
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
+		err := db.update(func(tx *bolt.Tx) error {
 			v, err := readVersion(tx)
 			if err != nil {
 				return err

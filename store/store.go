@@ -65,20 +65,37 @@ type Store interface {
 	// skipped, times never move backwards.
 	TouchAPIKeys(used map[uint64]time.Time) error
 
-	// PutRefreshToken stores a new refresh token and drops the records
-	// that expired before now.
-	PutRefreshToken(t *RefreshToken, now time.Time) error
-	// RotateRefreshToken consumes the token oldHash and stores next in its
-	// family (see DB.RotateRefreshToken for reuse and expiry).
-	RotateRefreshToken(oldHash []byte, next *RefreshToken, now time.Time) (*RefreshToken, error)
-	// RevokeRefreshTokens deletes every refresh token of the user.
+	// PutRefreshToken starts a refresh-token family whose live token is t,
+	// dropping the user's expired families and, past maxFamilies (0: no
+	// cap), the user's oldest; it returns how many live ones it evicted.
+	PutRefreshToken(t *RefreshToken, maxFamilies int, now time.Time) (evicted int, err error)
+	// RotateRefreshToken consumes the live token oldHash and makes next
+	// its family's live token; a token that is not live but names (user,
+	// family) of a live family is reuse and revokes it (see
+	// DB.RotateRefreshToken for reuse and expiry).
+	RotateRefreshToken(oldHash []byte, user uint64, family string, next *RefreshToken, now time.Time) (*RefreshToken, error)
+	// RefreshTokenByHash returns the live token whose SHA-256 is hash, or
+	// ErrNotFound.
+	RefreshTokenByHash(hash []byte) (*RefreshToken, error)
+	// RevokeRefreshTokens deletes every refresh-token family of the user,
+	// touching only that user's records.
 	RevokeRefreshTokens(userID uint64) error
+	// CountRefreshFamilies returns the user's live families at now.
+	CountRefreshFamilies(userID uint64, now time.Time) (int, error)
+	// PruneRefreshTokens deletes every family expired at now and returns
+	// how many.
+	PruneRefreshTokens(now time.Time) (int, error)
 
 	// AppendAudit appends e, assigning e.Seq (increasing).
 	AppendAudit(e *Event) error
 	// ListAudit returns up to limit events newest first with Seq < before
 	// (0: from the newest).
 	ListAudit(before uint64, limit int) ([]Event, error)
+	// PruneAudit deletes the oldest events beyond r as of now, never one
+	// from the middle, and returns how many (see DB.PruneAudit).
+	PruneAudit(r AuditRetention, now time.Time) (int, error)
+	// AuditBounds returns the lowest and highest Seq stored (0, 0: none).
+	AuditBounds() (first, last uint64, err error)
 
 	// AddUsage adds the records' counts to the stored ones of the same
 	// user, UTC day and key.

@@ -72,7 +72,7 @@ func (db *DB) AddUsage(records []Usage) error {
 	if len(records) == 0 {
 		return nil
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsage)
 		for _, r := range records {
 			k := usageKey(r.UserID, Day(r.Day), r.KeyID)

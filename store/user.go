@@ -85,7 +85,7 @@ func userIDByName(names *bolt.Bucket, name string) []byte {
 // with the same (folded) username exactly one succeeds and the others get
 // ErrUsernameTaken.
 func (db *DB) CreateUser(u *User) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		key := []byte(FoldUsername(u.Username))
 		if userIDByName(names, u.Username) != nil {
@@ -168,7 +168,7 @@ func (db *DB) CountUsers() (int, error) {
 // update and is returned as is.
 func (db *DB) UpdateUser(id uint64, fn func(u *User) error) (*User, error) {
 	var out *User
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		u, err := getUser(users, id)
 		if err != nil {
@@ -195,7 +195,7 @@ func (db *DB) UpdateUser(id uint64, fn func(u *User) error) (*User, error) {
 // ErrLastAdmin. Audit events that name the user and its usage records are
 // kept.
 func (db *DB) DeleteUser(id uint64) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		u, err := getUser(users, id)
 		if err != nil {
@@ -220,7 +220,7 @@ func (db *DB) DeleteUser(id uint64) error {
 		if err := deleteKeysOf(tx, id); err != nil {
 			return err
 		}
-		return deleteRefreshWhere(tx, func(t *RefreshToken) bool { return t.UserID == id })
+		return deleteFamiliesOf(tx, id)
 	})
 }
 

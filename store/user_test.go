@@ -116,14 +116,14 @@ func TestDeleteUserFreesUsernameAndTokens(t *testing.T) {
 	db := openTemp(t)
 	u := &User{Username: "erin", Role: RoleUser}
 	db.CreateUser(u)
-	db.PutRefreshToken(&RefreshToken{Hash: []byte("h1"), UserID: u.ID, Family: "f", ExpiresAt: farFuture}, now0)
+	db.PutRefreshToken(&RefreshToken{Hash: []byte("h1"), UserID: u.ID, Family: "f", ExpiresAt: farFuture}, 0, now0)
 	if err := db.DeleteUser(u.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.UserByUsername("erin"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("lookup after delete = %v", err)
 	}
-	if _, err := db.RotateRefreshToken([]byte("h1"), &RefreshToken{Hash: []byte("h2")}, now0); !errors.Is(err, ErrNotFound) {
+	if _, err := db.RotateRefreshToken([]byte("h1"), u.ID, "f", &RefreshToken{Hash: []byte("h2")}, now0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refresh after delete = %v", err)
 	}
 	if err := db.CreateUser(&User{Username: "erin", Role: RoleUser}); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,9 @@ import (
 
 // runBackup implements `gpt2d backup FILE`: a consistent snapshot of the
 // store (bbolt Tx.WriteTo), written atomically to FILE ("-" for stdout).
+// Before FILE takes its place the snapshot is verified (store.Verify: it
+// opens and passes the consistency check); then its path, size and
+// SHA-256 are printed on stderr.
 //
 // While gpt2d serve runs it holds the store's file lock, so the snapshot
 // is taken through the server instead: with --url (GPT2D_URL) the command
@@ -52,7 +57,7 @@ func runBackup(ctx context.Context, args []string, stdin io.Reader, stderr io.Wr
 			return err
 		}
 		defer db.Close()
-		return writeAtomically(dst, func(w io.Writer) error {
+		return writeVerified(dst, stderr, func(w io.Writer) error {
 			_, err := db.WriteTo(w)
 			return err
 		})
@@ -85,10 +90,67 @@ func runBackup(ctx context.Context, args []string, stdin io.Reader, stderr io.Wr
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return fmt.Errorf("backup: server answered %s: %s", resp.Status, body)
 	}
-	return writeAtomically(dst, func(w io.Writer) error {
+	return writeVerified(dst, stderr, func(w io.Writer) error {
 		_, err := io.Copy(w, resp.Body)
 		return err
 	})
+}
+
+// writeVerified writes a snapshot to path ("-": stdout) through a
+// temporary file that must pass store.Verify first, and reports the path,
+// size and SHA-256 of what it wrote on report.
+func writeVerified(path string, report io.Writer, write func(io.Writer) error) error {
+	var size int64
+	var sum string
+	verify := func(tmp string) error {
+		if err := store.Verify(tmp); err != nil {
+			return fmt.Errorf("backup: the snapshot fails verification, nothing written: %w", err)
+		}
+		var err error
+		size, sum, err = fileDigest(tmp)
+		return err
+	}
+	shown := path
+	if path == "-" {
+		// Verify in a temporary file, then copy it out.
+		dir, err := os.MkdirTemp("", "gpt2d-backup-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		tmp := filepath.Join(dir, "snapshot.db")
+		if err := writeAtomically(tmp, write, verify); err != nil {
+			return err
+		}
+		f, err := os.Open(tmp)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := io.Copy(os.Stdout, f); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		shown = "(stdout)"
+	} else if err := writeAtomically(path, write, verify); err != nil {
+		return err
+	}
+	fmt.Fprintf(report, "backup: %s verified: %d bytes, sha256 %s\n", shown, size, sum)
+	return nil
+}
+
+// fileDigest returns the size and hex SHA-256 of the file at path.
+func fileDigest(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func login(ctx context.Context, server, username, password string) (string, error) {
@@ -115,12 +177,10 @@ func login(ctx context.Context, server, username, password string) (string, erro
 	return tok.AccessToken, nil
 }
 
-// writeAtomically writes through a temporary file beside path, fsyncs it
-// and renames it into place, so path is never a partial snapshot.
-func writeAtomically(path string, write func(io.Writer) error) error {
-	if path == "-" {
-		return write(os.Stdout)
-	}
+// writeAtomically writes through a temporary file beside path, fsyncs it,
+// has verify check it, and renames it into place, so path is never a
+// partial or unverified snapshot.
+func writeAtomically(path string, write func(io.Writer) error, verify func(tmp string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
@@ -138,6 +198,9 @@ func writeAtomically(path string, write func(io.Writer) error) error {
 		return err
 	}
 	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	if err := verify(tmp.Name()); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

@@ -42,6 +42,8 @@ type Config struct {
 	ProxyHeader     string        // --proxy-header, GPT2D_PROXY_HEADER
 	TrustedProxies  []string      // --trusted-proxies, GPT2D_TRUSTED_PROXIES (comma-separated)
 	Registration    string        // --registration, GPT2D_REGISTRATION: open | closed
+	MaxConnsPerIP   int           // --max-conns-per-ip, GPT2D_MAX_CONNS_PER_IP (0: no cap)
+	HeaderTimeout   time.Duration // --header-timeout, GPT2D_HEADER_TIMEOUT
 	BlockedWords    string        // --blocked-words, GPT2D_BLOCKED_WORDS: file, one word per line
 	SignupsPerHour  int           // --signups-per-hour, GPT2D_SIGNUPS_PER_HOUR: self-registrations per client address
 	AllowedOrigins  []string      // --allowed-origins, GPT2D_ALLOWED_ORIGINS (comma-separated; CORS)
@@ -55,6 +57,11 @@ type Config struct {
 	AdminRPM          int           // --admin-requests-per-minute, GPT2D_ADMIN_REQUESTS_PER_MINUTE
 	AdminTokensPerDay int           // --admin-tokens-per-day, GPT2D_ADMIN_TOKENS_PER_DAY
 	UsageFlush        time.Duration // --usage-flush, GPT2D_USAGE_FLUSH
+	UserSequences     int           // --user-sequences, GPT2D_USER_SEQUENCES (0: half the slots; negative: no cap)
+
+	// Retention
+	AuditMaxAge    time.Duration // --audit-max-age, GPT2D_AUDIT_MAX_AGE (0: no bound)
+	AuditMaxEvents int           // --audit-max-events, GPT2D_AUDIT_MAX_EVENTS (0: no bound)
 
 	// Metrics
 	MetricsToken     string // GPT2D_METRICS_TOKEN only
@@ -65,6 +72,8 @@ type Config struct {
 	JWTSecretFile string        // --jwt-secret-file, GPT2D_JWT_SECRET_FILE
 	TokenTTL      time.Duration // --token-ttl, GPT2D_TOKEN_TTL
 	RefreshTTL    time.Duration // --refresh-ttl, GPT2D_REFRESH_TTL
+	MaxSessions   int           // --max-sessions, GPT2D_MAX_SESSIONS: refresh-token families per user
+	RefreshRate   int           // --refresh-per-minute, GPT2D_REFRESH_PER_MINUTE
 	BcryptCost    int           // --bcrypt-cost, GPT2D_BCRYPT_COST
 	AdminUsername string        // GPT2D_ADMIN_USERNAME only
 	AdminPassword string        // GPT2D_ADMIN_PASSWORD only
@@ -170,7 +179,7 @@ func (c *Config) bindServe(b *binder) {
 	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
 	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
-	b.str(&c.Addr, "addr", "GPT2D_ADDR", ":8000", "listen address")
+	b.str(&c.Addr, "addr", "GPT2D_ADDR", "127.0.0.1:8000", "listen address (loopback by default; put a TLS proxy in front for a public bind)")
 	b.int(&c.BodyLimit, "body-limit", "GPT2D_BODY_LIMIT", 64<<10, "request body limit in bytes")
 	b.dur(&c.ReadTimeout, "read-timeout", "GPT2D_READ_TIMEOUT", 10*time.Second, "time to read a request")
 	b.dur(&c.WriteTimeout, "write-timeout", "GPT2D_WRITE_TIMEOUT", 30*time.Second, "time to write a response")
@@ -180,6 +189,8 @@ func (c *Config) bindServe(b *binder) {
 	b.str(&c.ProxyHeader, "proxy-header", "GPT2D_PROXY_HEADER", "", "header with the client IP, behind a reverse proxy only")
 	b.list(&c.TrustedProxies, "trusted-proxies", "GPT2D_TRUSTED_PROXIES", "comma-separated proxy IPs or CIDRs whose proxy header is believed")
 	b.str(&c.Registration, "registration", "GPT2D_REGISTRATION", "open", "open: anyone may register; closed: admins only")
+	b.int(&c.MaxConnsPerIP, "max-conns-per-ip", "GPT2D_MAX_CONNS_PER_IP", 128, "connections one client address may hold (IPv6: its /64; trusted proxies exempt; 0: no cap)")
+	b.dur(&c.HeaderTimeout, "header-timeout", "GPT2D_HEADER_TIMEOUT", 5*time.Second, "time a connection has to send a complete request header")
 	b.str(&c.BlockedWords, "blocked-words", "GPT2D_BLOCKED_WORDS", "", `file of words refused in prompts (default "hate", "violence"; an empty file disables the filter)`)
 	b.int(&c.SignupsPerHour, "signups-per-hour", "GPT2D_SIGNUPS_PER_HOUR", 20, "accounts one client address may register per hour (0: unlimited; admins are not counted)")
 	b.list(&c.AllowedOrigins, "allowed-origins", "GPT2D_ALLOWED_ORIGINS", `comma-separated browser origins (scheme://host[:port], or "*") that may call the API cross-origin (default none)`)
@@ -191,10 +202,15 @@ func (c *Config) bindServe(b *binder) {
 	b.int(&c.AdminRPM, "admin-requests-per-minute", "GPT2D_ADMIN_REQUESTS_PER_MINUTE", 0, "generation requests per minute of an admin (0: unlimited)")
 	b.int(&c.AdminTokensPerDay, "admin-tokens-per-day", "GPT2D_ADMIN_TOKENS_PER_DAY", 0, "tokens per UTC day of an admin (0: unlimited)")
 	b.dur(&c.UsageFlush, "usage-flush", "GPT2D_USAGE_FLUSH", time.Second, "how often token usage is written to the store")
+	b.int(&c.UserSequences, "user-sequences", "GPT2D_USER_SEQUENCES", 0, "sequences one user may have queued or running (0: half the slots; negative: no cap)")
+	b.dur(&c.AuditMaxAge, "audit-max-age", "GPT2D_AUDIT_MAX_AGE", 90*24*time.Hour, "audit events older than this are pruned (0: keep)")
+	b.int(&c.AuditMaxEvents, "audit-max-events", "GPT2D_AUDIT_MAX_EVENTS", 1_000_000, "most audit events kept, the newest (0: no bound)")
 	b.str(&c.MetricsTokenFile, "metrics-token-file", "GPT2D_METRICS_TOKEN_FILE", "", "file holding a bearer token that may read /metrics (else GPT2D_METRICS_TOKEN; admins may always)")
 	c.bindKeyFile(b)
 	b.dur(&c.TokenTTL, "token-ttl", "GPT2D_TOKEN_TTL", 30*time.Minute, "access token lifetime")
 	b.dur(&c.RefreshTTL, "refresh-ttl", "GPT2D_REFRESH_TTL", 7*24*time.Hour, "refresh token lifetime")
+	b.int(&c.MaxSessions, "max-sessions", "GPT2D_MAX_SESSIONS", 20, "refresh-token sessions (logins) per user; a login beyond it ends the oldest")
+	b.int(&c.RefreshRate, "refresh-per-minute", "GPT2D_REFRESH_PER_MINUTE", 12, "token refreshes per user per minute")
 	c.JWTSecret = b.getenv("GPT2D_JWT_SECRET")
 	c.AdminUsername = b.getenv("GPT2D_ADMIN_USERNAME")
 	c.AdminPassword = b.getenv("GPT2D_ADMIN_PASSWORD")
@@ -236,9 +252,19 @@ func (c *Config) validate() error {
 		n    int
 	}{{"--user-requests-per-minute", c.UserRPM}, {"--user-tokens-per-day", c.UserTokensPerDay},
 		{"--admin-requests-per-minute", c.AdminRPM}, {"--admin-tokens-per-day", c.AdminTokensPerDay},
-		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}, {"--signups-per-hour", c.SignupsPerHour}} {
+		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}, {"--signups-per-hour", c.SignupsPerHour},
+		{"--max-conns-per-ip", c.MaxConnsPerIP}, {"--audit-max-events", c.AuditMaxEvents},
+		{"--max-sessions", c.MaxSessions}, {"--refresh-per-minute", c.RefreshRate}} {
 		if v.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative", v.name, v.n)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{{"--header-timeout", c.HeaderTimeout}, {"--audit-max-age", c.AuditMaxAge}} {
+		if v.d < 0 {
+			return fmt.Errorf("%s %s: must not be negative", v.name, v.d)
 		}
 	}
 	return nil

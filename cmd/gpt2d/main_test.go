@@ -160,7 +160,8 @@ func (s *server) call(t testing.TB, method, path, token, body string) (int, stri
 func TestServeBootstrapsAdminServesAndDrainsOnSIGTERM(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data", "gpt2d.db")
 	env := []string{"GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password"}
-	s := startServe(t, data, env, "--slots", "1", "--shutdown-timeout", "20s")
+	// One user queues several generations here: lift the per-user cap.
+	s := startServe(t, data, env, "--slots", "1", "--shutdown-timeout", "20s", "--user-sequences", "8")
 
 	admin := s.token(t, "root", "root-password")
 	if code, body := s.call(t, "POST", "/users", "", `{"username":"alice","password":"alice-password"}`); code != 200 {

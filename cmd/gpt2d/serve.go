@@ -47,7 +47,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL}
+	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL,
+		MaxRefreshFamilies: cfg.MaxSessions, RefreshPerMinute: cfg.RefreshRate}
 	counters := sharedCounters(db) // nil: in-process (one bbolt process)
 	acfg.Throttle.Store = counters
 	if cfg.JWTSecret == "" {
@@ -113,6 +114,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		MetricsToken:       metricsToken,
 		ChatTemplate:       chat,
 		AllowedOrigins:     cfg.AllowedOrigins,
+		MaxConnsPerIP:      noCapIfZero(cfg.MaxConnsPerIP),
+		HeaderTimeout:      cfg.HeaderTimeout,
+		MaxUserSequences:   cfg.UserSequences,
+		AuditRetention:     store.AuditRetention{MaxAge: cfg.AuditMaxAge, MaxEvents: cfg.AuditMaxEvents},
 	})
 	if err != nil {
 		return err
@@ -125,6 +130,9 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "store", db.Kind(), "registration", cfg.Registration)
+	if err := warnIfExposed(ln.Addr(), cfg, db, log); err != nil {
+		return err
+	}
 
 	type loaded struct {
 		m    *gpt2.Model
@@ -218,6 +226,33 @@ func signupBudget(perHour int) auth.BudgetConfig {
 		return auth.BudgetConfig{Max: -1}
 	}
 	return auth.BudgetConfig{Max: perHour, Window: time.Hour}
+}
+
+// warnIfExposed warns when the server listens beyond loopback while
+// anyone may register and no admin exists: the first stranger to find it
+// can create accounts and spend its CPU, and nobody can disable them.
+func warnIfExposed(addr net.Addr, cfg Config, db store.Store, log *slog.Logger) error {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.IP.IsLoopback() || cfg.Registration != "open" {
+		return nil
+	}
+	has, err := db.HasAdmin()
+	if err != nil || has {
+		return err
+	}
+	log.Warn("listening beyond loopback with open registration and no admin: anyone who reaches this address can create accounts; "+
+		"create an admin (gpt2d users create --role admin, or GPT2D_ADMIN_USERNAME/GPT2D_ADMIN_PASSWORD), set --registration closed, "+
+		"or bind 127.0.0.1 behind a TLS proxy", "addr", addr.String())
+	return nil
+}
+
+// noCapIfZero maps a flag's "0: no cap" onto api.Config's "negative: no
+// cap" (its 0 means the default).
+func noCapIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func blockedWords(path string) ([]string, error) {

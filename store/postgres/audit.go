@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -62,4 +63,54 @@ func (db *DB) ListAudit(before uint64, limit int) ([]store.Event, error) {
 		events = append(events, e)
 	}
 	return events, wrap("list audit", rows.Err())
+}
+
+// pruneChunk bounds the events one pruning statement deletes.
+const pruneChunk = 5000
+
+// PruneAudit deletes the oldest events beyond r as of now, as the bbolt
+// store does: every event below the newest MaxEvents, then older events
+// up to the first one younger than MaxAge, never one from the middle. It
+// deletes in statements of at most pruneChunk rows; appends go on
+// meanwhile (their seqs are above any bound computed here).
+func (db *DB) PruneAudit(r store.AuditRetention, now time.Time) (int, error) {
+	if r.MaxAge <= 0 && r.MaxEvents <= 0 {
+		return 0, nil
+	}
+	total := 0
+	for {
+		ctx, cancel := db.ctx()
+		// bound: events with seq < bound go. keep_from keeps the newest
+		// MaxEvents; the age scan stops at the first young event at or
+		// past it.
+		tag, err := db.pool.Exec(ctx, `
+WITH keep AS (
+	SELECT CASE WHEN $1::bigint > 0 THEN coalesce(max(seq), 0) - $1::bigint + 1 ELSE 0 END AS keep_from FROM audit
+), bound AS (
+	SELECT CASE WHEN $2::boolean
+		THEN coalesce((SELECT min(seq) FROM audit, keep WHERE seq >= keep.keep_from AND time >= $3), (SELECT coalesce(max(seq), 0) + 1 FROM audit))
+		ELSE (SELECT keep_from FROM keep) END AS b
+)
+DELETE FROM audit WHERE seq IN (
+	SELECT seq FROM audit, bound WHERE seq < bound.b ORDER BY seq LIMIT $4)`,
+			int64(r.MaxEvents), r.MaxAge > 0, now.Add(-r.MaxAge), pruneChunk)
+		cancel()
+		if err != nil {
+			return total, wrap("prune audit", err)
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
+// AuditBounds returns the lowest and highest seq stored.
+func (db *DB) AuditBounds() (first, last uint64, err error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var lo, hi int64
+	err = db.pool.QueryRow(ctx, `SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM audit`).Scan(&lo, &hi)
+	return uint64(lo), uint64(hi), wrap("audit bounds", err)
 }

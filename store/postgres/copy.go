@@ -52,10 +52,10 @@ ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, hash = excluded.hash,
 			if err != nil {
 				return err
 			}
-			b.Queue(`INSERT INTO refresh_tokens (hash, user_id, family, expires_at, used, data) VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (hash) DO UPDATE SET user_id = excluded.user_id, family = excluded.family,
-	expires_at = excluded.expires_at, used = excluded.used, data = excluded.data`,
-				t.Hash, t.UserID, t.Family, t.ExpiresAt, t.Used, data)
+			b.Queue(`INSERT INTO refresh_families (user_id, family, hash, started_at, expires_at, data) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (user_id, family) DO UPDATE SET hash = excluded.hash, started_at = excluded.started_at,
+	expires_at = excluded.expires_at, data = excluded.data`,
+				t.UserID, t.Family, t.Hash, t.StartedAt, t.ExpiresAt, data)
 		}
 		for _, e := range d.Audit {
 			data, err := json.Marshal(e)
@@ -133,17 +133,13 @@ func (db *DB) Dump() (*store.Dump, error) {
 		}); err != nil {
 			return err
 		}
-		if err := each(ctx, tx, `SELECT hash, data FROM refresh_tokens ORDER BY hash`, func(r pgx.Rows) error {
-			var t store.RefreshToken
-			var data []byte
-			if err := r.Scan(&t.Hash, &data); err != nil {
-				return err
+		// COLLATE "C": bytewise, the bbolt store's key order.
+		if err := each(ctx, tx, `SELECT `+familyColumns+` FROM refresh_families ORDER BY user_id, family COLLATE "C"`, func(r pgx.Rows) error {
+			t, err := scanFamily(r)
+			if err == nil {
+				d.RefreshTokens = append(d.RefreshTokens, *t)
 			}
-			if err := json.Unmarshal(data, &t); err != nil {
-				return fmt.Errorf("refresh token: %w", err)
-			}
-			d.RefreshTokens = append(d.RefreshTokens, t)
-			return nil
+			return err
 		}); err != nil {
 			return err
 		}

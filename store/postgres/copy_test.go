@@ -40,8 +40,10 @@ func filledBolt(t *testing.T) *store.DB {
 	must(src.CreateAPIKey(&store.APIKey{UserID: alice.ID, Name: "ci", Prefix: "g2d_x", Hash: []byte("key-hash"),
 		Scopes: []store.Scope{store.ScopeGenerate}, CreatedAt: now}))
 	must(src.TouchAPIKeys(map[uint64]time.Time{1: now.Add(time.Second)}))
-	must(src.PutRefreshToken(&store.RefreshToken{Hash: []byte("r1"), UserID: alice.ID, Family: "fam", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now))
-	if _, err := src.RotateRefreshToken([]byte("r1"), &store.RefreshToken{Hash: []byte("r2"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+	if _, err := src.PutRefreshToken(&store.RefreshToken{Hash: []byte("r1"), UserID: alice.ID, Family: "fam", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.RotateRefreshToken([]byte("r1"), alice.ID, "fam", &store.RefreshToken{Hash: []byte("r2"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
 		t.Fatal(err)
 	}
 	must(src.AppendAudit(&store.Event{Time: now, Action: "user.register", Target: "Alice", IP: "10.0.0.1", Detail: map[string]any{"user_id": 3}}))
@@ -80,7 +82,7 @@ func TestImportCopiesEverythingIdempotently(t *testing.T) {
 	if k, err := dst.APIKeyByHash([]byte("key-hash")); err != nil || k.UserID != u.ID || k.LastUsedAt == nil {
 		t.Fatalf("copied key = %+v, %v", k, err)
 	}
-	if _, err := dst.RotateRefreshToken([]byte("r1"), &store.RefreshToken{Hash: []byte("r3"), ExpiresAt: time.Now().Add(time.Hour)}, time.Now()); !errors.Is(err, store.ErrTokenReused) {
+	if _, err := dst.RotateRefreshToken([]byte("r1"), u.ID, "fam", &store.RefreshToken{Hash: []byte("r3"), ExpiresAt: time.Now().Add(time.Hour)}, time.Now()); !errors.Is(err, store.ErrTokenReused) {
 		t.Fatalf("replaying the rotated token after the copy = %v, want reuse detected", err)
 	}
 	if n, _ := dst.DayTokens(u.ID, time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC)); n != 12 {

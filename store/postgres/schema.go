@@ -115,11 +115,32 @@ CREATE TABLE quota_reservations (
 CREATE INDEX quota_reservations_user_day ON quota_reservations (user_id, day);
 CREATE INDEX quota_reservations_expiry ON quota_reservations (expires_at);
 `,
+	// 3 → 4: refresh tokens by family, one row each (see token.go). Live
+	// unused tokens move over and keep working; used ones are dropped.
+	`
+CREATE TABLE refresh_families (
+	user_id    bigint NOT NULL,
+	family     text NOT NULL,
+	hash       bytea NOT NULL UNIQUE,
+	started_at timestamptz NOT NULL,
+	expires_at timestamptz NOT NULL,
+	data       jsonb NOT NULL,
+	PRIMARY KEY (user_id, family)
+);
+CREATE INDEX refresh_families_expiry ON refresh_families (expires_at);
+INSERT INTO refresh_families (user_id, family, hash, started_at, expires_at, data)
+SELECT DISTINCT ON (user_id, family) user_id, family, hash, (data->>'created_at')::timestamptz, expires_at,
+	jsonb_build_object('hash', replace(encode(hash, 'base64'), E'\n', ''), 'started_at', data->'created_at',
+		'created_at', data->'created_at', 'expires_at', data->'expires_at')
+FROM refresh_tokens WHERE NOT used
+ORDER BY user_id, family, (data->>'created_at')::timestamptz DESC;
+DROP TABLE refresh_tokens;
+`,
 }
 
 // SchemaVersion is the schema version this build writes; it equals
 // len(migrations).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // schemaTable records one row per applied migration step.
 const schemaTable = `CREATE TABLE IF NOT EXISTS gpt2d_schema (

@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -113,4 +115,42 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// TestMigrationMovesLiveRefreshTokensToFamilies migrates a schema-3
+// database holding a used and a live refresh token: the live one still
+// rotates, the used one is gone.
+func TestMigrationMovesLiveRefreshTokensToFamilies(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	conn := connect(t, url)
+	ctx := context.Background()
+	for _, q := range []string{schemaTable, migrations[0], migrations[1], migrations[2], `INSERT INTO gpt2d_schema (version) VALUES (1), (2), (3)`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		hash string
+		used bool
+	}{{"used-hash-used-hash-used-hash-32", true}, {"live-hash-live-hash-live-hash-32", false}} {
+		data := fmt.Sprintf(`{"user_id":5,"family":"fam","created_at":"2030-01-01T00:00:00.000000123Z","expires_at":"2030-01-02T00:00:00Z","used":%v}`, r.used)
+		if _, err := conn.Exec(ctx, `INSERT INTO refresh_tokens (hash, user_id, family, expires_at, used, data) VALUES ($1, 5, 'fam', '2030-01-02T00:00:00Z', $2, $3)`,
+			[]byte(r.hash), r.used, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2030, 1, 1, 1, 0, 0, 0, time.UTC)
+	next := &store.RefreshToken{Hash: []byte("next"), ExpiresAt: now.Add(time.Hour)}
+	if _, err := db.RotateRefreshToken([]byte("used-hash-used-hash-used-hash-32"), 0, "", next, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("used token after migration = %v, want ErrNotFound", err)
+	}
+	old, err := db.RotateRefreshToken([]byte("live-hash-live-hash-live-hash-32"), 0, "", next, now)
+	if err != nil || old.UserID != 5 || old.Family != "fam" || old.StartedAt.Nanosecond() != 123 {
+		t.Fatalf("live token after migration = %+v, %v", old, err)
+	}
 }

@@ -186,7 +186,7 @@ func (db *DB) DeleteUser(id uint64) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE user_id = $1`, id)
+		_, err = tx.Exec(ctx, `DELETE FROM refresh_families WHERE user_id = $1`, id)
 		return err
 	})
 }

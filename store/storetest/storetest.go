@@ -72,7 +72,7 @@ func concurrently(n int, fn func(i int) error) []error {
 }
 
 // Cases are the conformance cases, by behaviour.
-var Cases = slices.Concat(userCases, keyCases, tokenCases, auditCases, usageCases)
+var Cases = slices.Concat(userCases, keyCases, tokenCases, auditCases, auditPruneCases, usageCases)
 
 var userCases = []Case{
 	{"UserRoundTripsExactly", func(t *testing.T, db store.Store) {
@@ -267,7 +267,7 @@ var userCases = []Case{
 	}},
 	{"DeleteUserFreesUsernameAndRemovesTokensAndKeys", func(t *testing.T, db store.Store) {
 		u := mustUser(t, db, "erin", store.RoleUser)
-		must(t, db.PutRefreshToken(&store.RefreshToken{Hash: []byte("h1"), UserID: u.ID, Family: "f", ExpiresAt: farFuture}, now0))
+		putToken(t, db, "h1", u.ID, "f", 0)
 		must(t, db.CreateAPIKey(&store.APIKey{UserID: u.ID, Name: "k", Hash: []byte("erin-key"), Scopes: []store.Scope{store.ScopeGenerate}}))
 		must(t, db.AddUsage([]store.Usage{{Day: now0, UserID: u.ID, Counts: store.Counts{Requests: 1, PromptTokens: 2}}}))
 		must(t, db.AppendAudit(&store.Event{Time: now0, Action: "user.register", Target: "erin"}))
@@ -275,7 +275,7 @@ var userCases = []Case{
 		if _, err := db.UserByUsername("erin"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("lookup after delete = %v", err)
 		}
-		if _, err := db.RotateRefreshToken([]byte("h1"), &store.RefreshToken{Hash: []byte("h2")}, now0); !errors.Is(err, store.ErrNotFound) {
+		if _, err := db.RotateRefreshToken([]byte("h1"), u.ID, "f", &store.RefreshToken{Hash: []byte("h2")}, now0); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("refresh after delete = %v", err)
 		}
 		if _, err := db.APIKeyByHash([]byte("erin-key")); !errors.Is(err, store.ErrNotFound) {
