@@ -181,3 +181,31 @@ func TestMigrationMovesLiveRefreshTokensToFamilies(t *testing.T) {
 		return nil
 	})
 }
+
+// BenchmarkLogoutAfter10000Refreshes measures revoking a user's sessions
+// (logout) after the user's one session was refreshed 10 000 times. Run
+// it with -benchtime=1x: each iteration first makes the refreshes.
+func BenchmarkLogoutAfter10000Refreshes(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		db, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.PutRefreshToken(&RefreshToken{Hash: []byte("h0"), UserID: 1, Family: "fam", CreatedAt: now0, ExpiresAt: farFuture}, 0, now0); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10_000 {
+			if _, err := db.RotateRefreshToken(fmt.Appendf(nil, "h%d", i), 1, "fam",
+				&RefreshToken{Hash: fmt.Appendf(nil, "h%d", i+1), CreatedAt: now0, ExpiresAt: farFuture}, now0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if err := db.RevokeRefreshTokens(1); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		db.Close()
+	}
+}
