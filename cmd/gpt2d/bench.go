@@ -107,6 +107,9 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	}
 	// The bounds are measured after the runs (their buffers would count
 	// in the peak RSS) but in the same process, minutes apart at most.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	roof := gpt2.MeasureRoofline(*threads)
 	for i := range results {
 		res, sh := &results[i], shapes[i]
