@@ -41,7 +41,7 @@ func runBin(t *testing.T, dir, stdin string, env []string, args ...string) resul
 		dir = t.TempDir()
 	}
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append([]string{"GPT2D_BCRYPT_COST=4"}, env...)...)
+	cmd.Env = append(cleanEnv(), append([]string{"GPT2D_BCRYPT_COST=4"}, env...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -333,6 +333,7 @@ func TestCtrlCStopsGenerate(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	cmd := exec.Command(gpt2dBinary(t), "generate", "--model", filepath.Join(dir, "long"), "--max-new-tokens", "0", "--ignore-eos", "Hello")
+	cmd.Env = cleanEnv()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -378,7 +379,7 @@ func TestCancelledContextStopsBenchConvertAndRandomCheckpoint(t *testing.T) {
 func TestUsersCreateWhileServing(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(gpt2dBinary(t), "serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "data/gpt2d.db")
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+	cmd.Dir, cmd.Env = dir, append(cleanEnv(), "GPT2D_BCRYPT_COST=4")
 	s := serve(t, cmd)
 	if !strings.Contains(s.logs.String(), "gpt2d users create --data data/gpt2d.db") {
 		t.Errorf("serve with no admin does not say how to make one:\n%s", s.logs)
@@ -423,7 +424,7 @@ func TestUsersCreateWhileServing(t *testing.T) {
 func TestHealthcheckAndLogFormat(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(gpt2dBinary(t), "serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "gpt2d.db")
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+	cmd.Dir, cmd.Env = dir, append(cleanEnv(), "GPT2D_BCRYPT_COST=4")
 	s := serve(t, cmd)
 	addr := strings.TrimPrefix(s.url, "http://")
 	if r := runBin(t, "", "", []string{"GPT2D_ADDR=" + addr}, "healthcheck"); r.code != 0 || !strings.Contains(r.stdout, `"ok"`) {
@@ -437,7 +438,7 @@ func TestHealthcheckAndLogFormat(t *testing.T) {
 
 	// --log-format text: key=value lines.
 	cmd = exec.Command(gpt2dBinary(t), "serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "gpt2d.db", "--log-format", "text")
-	cmd.Dir = dir
+	cmd.Dir, cmd.Env = dir, cleanEnv()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -523,7 +524,7 @@ func TestLocalAPIKeyActsAsTheBootstrapAdmin(t *testing.T) {
 	start := func(env []string, extra ...string) *server {
 		args := append([]string{"serve", "--model", tinyDir, "--addr", "127.0.0.1:0", "--data", "gpt2d.db"}, extra...)
 		cmd := exec.Command(gpt2dBinary(t), args...)
-		cmd.Dir, cmd.Env = dir, append(os.Environ(), append([]string{"GPT2D_BCRYPT_COST=4"}, env...)...)
+		cmd.Dir, cmd.Env = dir, append(cleanEnv(), append([]string{"GPT2D_BCRYPT_COST=4"}, env...)...)
 		return serve(t, cmd)
 	}
 	get := func(s *server, path, key string) int {
@@ -572,7 +573,7 @@ func TestServeOnATerminalAsksForTheFirstAdmin(t *testing.T) {
 	dir := t.TempDir()
 	serveCmd := shellQuote(gpt2dBinary(t)) + " serve --model " + shellQuote(tinyDir) + " --addr 127.0.0.1:0 --data gpt2d.db"
 	cmd := exec.Command(scriptBin, "-qefc", serveCmd, "/dev/null")
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "GPT2D_BCRYPT_COST=4", "TERM=dumb")
+	cmd.Dir, cmd.Env = dir, append(cleanEnv(), "GPT2D_BCRYPT_COST=4", "TERM=dumb")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -638,7 +639,7 @@ func TestServeModelNameFetchesAndConvertsOnFirstUse(t *testing.T) {
 	}))
 	defer hub.Close()
 	dir := t.TempDir()
-	env := append(os.Environ(), "GPT2D_BCRYPT_COST=4", "HF_ENDPOINT="+hub.URL, "HF_HOME="+filepath.Join(dir, "hf"))
+	env := append(cleanEnv(), "GPT2D_BCRYPT_COST=4", "HF_ENDPOINT="+hub.URL, "HF_HOME="+filepath.Join(dir, "hf"))
 	cmd := exec.Command(gpt2dBinary(t), "serve", "--model", "gpt2", "--addr", "127.0.0.1:0", "--data", "gpt2d.db")
 	cmd.Dir, cmd.Env = dir, env
 	s := serve(t, cmd) // /health 503 during the fetch, 200 once loaded

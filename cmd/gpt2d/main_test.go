@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 // gpt2d prepares the command `gpt2d args...` with extra environment.
 func gpt2d(env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), append([]string{asMainEnv + "=1", "GPT2D_BCRYPT_COST=4"}, env...)...)
+	cmd.Env = append(cleanEnv(), append([]string{asMainEnv + "=1", "GPT2D_BCRYPT_COST=4"}, env...)...)
 	return cmd
 }
 

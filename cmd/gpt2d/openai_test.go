@@ -41,7 +41,7 @@ func TestOfficialOpenAIClient(t *testing.T) {
 			if kind == "postgres" {
 				data = pgtest.NewDatabase(t)
 			}
-			env := append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+			env := append(cleanEnv(), "GPT2D_BCRYPT_COST=4")
 			create := exec.CommandContext(ctx, bin, "users", "create", "--data", data, "--username", "client")
 			create.Env = env
 			create.Stdin = strings.NewReader("client-password\n")
@@ -61,7 +61,7 @@ func TestOfficialOpenAIClient(t *testing.T) {
 			json.Unmarshal([]byte(body), &key)
 
 			check := exec.CommandContext(ctx, node, script)
-			check.Env = append(os.Environ(), "GPT2D_URL="+s.url, "GPT2D_API_KEY="+key.Key)
+			check.Env = append(cleanEnv(), "GPT2D_URL="+s.url, "GPT2D_API_KEY="+key.Key)
 			var stderr strings.Builder
 			check.Stderr = &stderr
 			out, err := check.Output()

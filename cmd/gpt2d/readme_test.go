@@ -232,6 +232,19 @@ func gpt2dBinary(t testing.TB) string {
 	return built.path
 }
 
+// cleanEnv is the test process's environment without GPT2D_* variables:
+// a developer's own settings (an exported GPT2D_API_KEY, GPT2D_MODEL...)
+// must not change what the gpt2d processes under test do.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GPT2D_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // removeBuilt deletes the binary gpt2dBinary built, if any.
 func removeBuilt() {
 	if built.dir != "" {
@@ -276,7 +289,7 @@ func TestReadmeRunsTopToBottom(t *testing.T) {
 	if out, err := convert.CombinedOutput(); err != nil {
 		t.Fatalf("convert: %v\n%s", err, out)
 	}
-	env := append(os.Environ(), "GPT2D_BCRYPT_COST=4", "NO_COLOR=1")
+	env := append(cleanEnv(), "GPT2D_BCRYPT_COST=4", "NO_COLOR=1")
 	cmd := exec.Command(bin, "serve", "--model", "models/gpt2.gpt2d", "--addr", "127.0.0.1:0", "--data", "data/gpt2d.db")
 	cmd.Dir, cmd.Env = dir, env
 	s := serve(t, cmd)
