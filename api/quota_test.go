@@ -78,10 +78,14 @@ func (g *gatedGenerator) Run(ctx context.Context, p *gpt2.Prepared, emit func(gp
 		return nil, ctx.Err()
 	}
 	defer func() { <-g.slots }()
-	if err := ctx.Err(); err != nil { // as the engine, skip a job cancelled while it waited
-		return nil, err
-	}
 	if n := p.Request.MaxNewTokens; n > 0 {
+		for range n { // as the engine, a step at a time, stopping when cancelled
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(g.interval):
+			}
+		}
 		return &gpt2.Result{Text: strings.Repeat("x", n), PromptTokens: len(p.IDs), CompletionTokens: n, FinishReason: gpt2.FinishLength}, nil
 	}
 	return g.pacedGenerator.Run(ctx, p, emit)
