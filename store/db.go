@@ -12,6 +12,16 @@
 //
 // Only one process may open a file at a time (bbolt takes an exclusive
 // file lock); Open waits up to Options.Timeout for it.
+//
+// Integrity: Open checks the file before serving from it (Check: meta
+// pages, length, page tree) and refuses a damaged or empty one with
+// ErrCorrupt; Verify runs the same checks on a snapshot. A write the file
+// system refuses for want of space fails with ErrNoSpace and changes
+// nothing; the store goes on once space returns.
+//
+// Bounded state: refresh tokens are one record per session (family),
+// capped per user and pruned when expired (PruneRefreshTokens); the audit
+// trail is pruned oldest first by age and count (PruneAudit).
 package store
 
 import (
