@@ -132,19 +132,21 @@ func (r *nginxRun) args(directives string) []string {
 		"-g", "pid " + filepath.Join(r.dir, "nginx.pid") + ";" + directives}
 }
 
-// start runs nginx in the foreground of its own process group, stopped
-// with the test: SIGQUIT lets the master stop its workers, and the group is
-// killed if that does not end it. Output goes to a file, since workers
-// would hold a pipe open after the master ends.
+// start runs nginx in the foreground as one process (master_process off:
+// no workers to outlive it), in its own process group, stopped with the
+// test, and killed by the kernel if the test binary dies first (a
+// timeout). Output goes to a file, so no pipe outlives the test either.
+// How nginx runs changes nothing the test checks: the configuration is
+// the same.
 func (r *nginxRun) start(t *testing.T, bin string) {
 	t.Helper()
 	out, err := os.Create(filepath.Join(r.dir, "output.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, r.args("daemon off;")...)
+	cmd := exec.Command(bin, r.args("daemon off; master_process off;")...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		t.Fatal(err)
@@ -264,6 +266,8 @@ func launchReplica(t *testing.T, name string, env []string) *replica {
 	r := &replica{name: name, addrCh: make(chan string, 1)}
 	cmd := exec.Command(gpt2dBin, "serve")
 	cmd.Env = env
+	// Killed by the kernel if the test binary dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
