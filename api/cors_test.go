@@ -17,7 +17,7 @@ func (ts *testServer) preflight(path, origin string) *http.Response {
 	req, _ := http.NewRequest("OPTIONS", ts.url+path, nil)
 	req.Header.Set("Origin", origin)
 	req.Header.Set("Access-Control-Request-Method", "POST")
-	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, x-stainless-os")
 	resp, err := ts.http.Do(req)
 	if err != nil {
 		ts.t.Fatal(err)
@@ -33,8 +33,9 @@ func TestCORSAllowsConfiguredOriginsOnly(t *testing.T) {
 
 	// A preflight carries no credentials: it is answered, never a 401.
 	resp := ts.preflight("/v1/chat/completions", "https://chat.example.com")
-	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.com" ||
-		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+	if allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")); resp.StatusCode != 204 ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.com" ||
+		!strings.Contains(allowed, "authorization") || !strings.Contains(allowed, "x-stainless-os") {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 	resp = ts.preflight("/v1/chat/completions", "https://evil.example.net")
