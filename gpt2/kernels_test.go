@@ -65,13 +65,13 @@ var weightTypes = []struct {
 	typ  weightType
 }{{"f32", weightF32}, {"bf16", weightBF16}, {"f16", weightF16}, {"int8", weightI8}}
 
-// checkClose holds got against want = linearRef(x, l). Summation order
-// differs between kernels, so each output may differ by a few float32
-// roundings of its terms: the bound is relative to Σ|x·w| + |b|.
-func checkClose(t *testing.T, got, want, x []float32, m int, l *linear) {
-	t.Helper()
+// tolerances returns, for each output (m, l.Out) of x · Wᵀ, how far a
+// kernel may be from the reference. Summation order differs between
+// kernels, so each output may differ by a few float32 roundings of its
+// terms: the bound is relative to Σ|x·w| + |b|.
+func tolerances(x []float32, m int, l *linear) []float64 {
+	tol := make([]float64, m*l.Out)
 	w := make([]float32, l.In)
-	bad := 0
 	for o := 0; o < l.Out; o++ {
 		l.row(w, o)
 		for r := 0; r < m; r++ {
@@ -82,12 +82,21 @@ func checkClose(t *testing.T, got, want, x []float32, m int, l *linear) {
 			if l.Bias != nil {
 				mag += math.Abs(float64(l.Bias[o]))
 			}
-			tol := 2e-6*math.Sqrt(float64(l.In+1))*mag + 1e-30
-			g, e := got[r*l.Out+o], want[r*l.Out+o]
-			if d := math.Abs(float64(g - e)); !(d <= tol) {
-				if bad++; bad <= 5 {
-					t.Errorf("out[%d][%d] = %g, want %g (diff %g > tol %g)", r, o, g, e, d, tol)
-				}
+			tol[r*l.Out+o] = 2e-6*math.Sqrt(float64(l.In+1))*mag + 1e-30
+		}
+	}
+	return tol
+}
+
+// checkWithin fails t for each output of got (rows of width cols) farther
+// from want than its tolerance.
+func checkWithin(t *testing.T, got, want []float32, tol []float64, cols int) {
+	t.Helper()
+	bad := 0
+	for i, g := range got {
+		if d := math.Abs(float64(g - want[i])); !(d <= tol[i]) {
+			if bad++; bad <= 5 {
+				t.Errorf("out[%d][%d] = %g, want %g (diff %g > tol %g)", i/cols, i%cols, g, want[i], d, tol[i])
 			}
 		}
 	}
@@ -113,27 +122,50 @@ var linearShapes = []struct{ m, in, out int }{
 }
 
 func TestLinearMatchesReference(t *testing.T) {
+	// Each layer, input and reference is made once and held against every
+	// kernel set and pool size: the references cost far more than the
+	// kernels (under the race detector, most of the suite's time).
+	type run struct {
+		ks *kernels
+		p  *pool
+	}
+	var runs []run
 	for _, ks := range append(simdKernels(), genericKernels, narrowGenericKernels) {
 		for _, n := range []int{1, 3} {
 			p := newPool(n)
 			p.kern = ks
-			for _, sh := range linearShapes {
-				for _, wt := range weightTypes {
-					for _, withBias := range []bool{false, true} {
-						name := fmt.Sprintf("%s/n=%d/m=%d,%d→%d/%s/bias=%v", ks.name, n, sh.m, sh.in, sh.out, wt.name, withBias)
-						t.Run(name, func(t *testing.T) {
-							rng := rand.New(rand.NewPCG(uint64(sh.m*7919+sh.in), uint64(sh.out)))
-							l := randLinear(rng, sh.in, sh.out, wt.typ, withBias)
-							x := randVec(rng, sh.m*sh.in)
-							want, xin := linearWant(ks, x, sh.m, l)
-							got := randVec(rng, sh.m*sh.out) // garbage: every output must be written
-							p.linear(got, x, sh.m, l)
-							checkClose(t, got, want, xin, sh.m, l)
-						})
-					}
+			defer p.Close()
+			runs = append(runs, run{ks, p})
+		}
+	}
+	type reference struct {
+		want []float32
+		tol  []float64
+	}
+	for _, sh := range linearShapes {
+		for _, wt := range weightTypes {
+			for _, withBias := range []bool{false, true} {
+				rng := rand.New(rand.NewPCG(uint64(sh.m*7919+sh.in), uint64(sh.out)))
+				l := randLinear(rng, sh.in, sh.out, wt.typ, withBias)
+				x := randVec(rng, sh.m*sh.in)
+				garbage := randVec(rng, sh.m*sh.out) // every output must be written
+				refs := map[narrowKind]reference{}   // by the input rounding the kernels apply
+				for _, r := range runs {
+					name := fmt.Sprintf("%s/n=%d/m=%d,%d→%d/%s/bias=%v", r.ks.name, r.p.Size(), sh.m, sh.in, sh.out, wt.name, withBias)
+					t.Run(name, func(t *testing.T) {
+						kind := r.ks.narrowFor(sh.m, l)
+						ref, ok := refs[kind]
+						if !ok {
+							want, xin := linearWant(r.ks, x, sh.m, l)
+							ref = reference{want, tolerances(xin, sh.m, l)}
+							refs[kind] = ref
+						}
+						got := append([]float32(nil), garbage...)
+						r.p.linear(got, x, sh.m, l)
+						checkWithin(t, got, ref.want, ref.tol, l.Out)
+					})
 				}
 			}
-			p.Close()
 		}
 	}
 }

@@ -82,24 +82,13 @@ func FromCheckpoint(ck *weights.Checkpoint, opt Options) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", ck.Source, err)
 	}
-	var tok *tokenizer.Tokenizer
-	var err error
-	if ck.TokenizerJSON != nil {
-		tok, err = tokenizer.FromJSON(ck.TokenizerJSON)
-	} else {
-		tok, err = tokenizer.FromVocabMerges(ck.VocabJSON, ck.Merges)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("model %s: tokenizer: %w", ck.Source, err)
-	}
-	if tok.VocabSize() > cfg.VocabSize {
-		return nil, fmt.Errorf("model %s: tokenizer has %d tokens, model vocab_size is %d", ck.Source, tok.VocabSize(), cfg.VocabSize)
-	}
 	threads := opt.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	m := &Model{Config: cfg, Name: ck.Name, DType: string(ck.DType), Tokenizer: tok, ck: ck}
+	// The weights first: checking their shapes is cheap and needs no
+	// parse, so a misshapen checkpoint fails fast.
+	m := &Model{Config: cfg, Name: ck.Name, DType: string(ck.DType), ck: ck}
 	v := viewer{ck: ck, shapes: weights.CanonicalShapes(cfg)}
 	m.wte = v.linear("wte", "")
 	m.wpe = v.f32("wpe")
@@ -118,6 +107,20 @@ func FromCheckpoint(ck *weights.Checkpoint, opt Options) (*Model, error) {
 	if v.err != nil {
 		return nil, v.err
 	}
+	var tok *tokenizer.Tokenizer
+	var err error
+	if ck.TokenizerJSON != nil {
+		tok, err = tokenizer.FromJSON(ck.TokenizerJSON)
+	} else {
+		tok, err = tokenizer.FromVocabMerges(ck.VocabJSON, ck.Merges)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model %s: tokenizer: %w", ck.Source, err)
+	}
+	if tok.VocabSize() > cfg.VocabSize {
+		return nil, fmt.Errorf("model %s: tokenizer has %d tokens, model vocab_size is %d", ck.Source, tok.VocabSize(), cfg.VocabSize)
+	}
+	m.Tokenizer = tok
 	m.pool = newPool(threads)
 	return m, nil
 }
