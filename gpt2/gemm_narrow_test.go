@@ -27,19 +27,31 @@ func withoutNarrow(k *kernels) *kernels {
 	return &w
 }
 
+// inputRounding is how ks rounds the input rows of m rows of l: the one
+// thing linearWant's reference depends on the kernel set for.
+func inputRounding(ks *kernels, m int, l *linear) narrowKind {
+	switch {
+	case ks.inputBF16(m, l):
+		return narrowBF16
+	case ks.narrowFor(m, l) == narrowI8:
+		return narrowI8
+	}
+	return narrowNone
+}
+
 // linearWant returns what ks computes for x (m, l.In) exactly, up to
 // float32 summation order, and the input it effectively multiplies: x
 // itself, x rounded to bf16, or x quantised to int8 and scaled back.
 func linearWant(ks *kernels, x []float32, m int, l *linear) (want, xin []float32) {
 	want = make([]float32, m*l.Out)
-	switch {
-	case ks.inputBF16(m, l):
+	switch inputRounding(ks, m, l) {
+	case narrowBF16:
 		xin = make([]float32, len(x))
 		for i, v := range x {
 			xin[i] = bf16ToF32(bf16FromF32(v))
 		}
 		linearRef(want, xin, m, l)
-	case ks.narrowFor(m, l) == narrowI8:
+	case narrowI8:
 		xin = linearI8Ref(want, x, m, l)
 	default:
 		linearRef(want, x, m, l)

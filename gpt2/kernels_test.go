@@ -153,7 +153,7 @@ func TestLinearMatchesReference(t *testing.T) {
 				for _, r := range runs {
 					name := fmt.Sprintf("%s/n=%d/m=%d,%d→%d/%s/bias=%v", r.ks.name, r.p.Size(), sh.m, sh.in, sh.out, wt.name, withBias)
 					t.Run(name, func(t *testing.T) {
-						kind := r.ks.narrowFor(sh.m, l)
+						kind := inputRounding(r.ks, sh.m, l)
 						ref, ok := refs[kind]
 						if !ok {
 							want, xin := linearWant(r.ks, x, sh.m, l)
