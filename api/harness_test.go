@@ -126,6 +126,7 @@ func start(t testing.TB, opts ...option) *testServer {
 		generous := auth.ThrottleConfig{FreeFailures: 1000}
 		acfg.Throttle = auth.LoginThrottleConfig{Pair: generous, Address: generous, Username: generous}
 	}
+	shareLimits(&cfg, &acfg)
 	svc, err := auth.New(db, []byte(strings.Repeat("t", 32)), acfg)
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,12 @@ func (s *Server) admit(who *caller, tokens int64, seqs int) error {
 		who.quota = r
 	}
 	if lim.RequestsPerMinute > 0 {
-		if wait := s.requests.Take(who.user.ID, lim.RequestsPerMinute, now); wait > 0 {
+		wait, err := s.requests.Take(who.user.ID, lim.RequestsPerMinute, now)
+		if err != nil {
+			s.unadmit(who)
+			return err
+		}
+		if wait > 0 {
 			s.unadmit(who)
 			s.tel.rateLimited.inc(limitRequestsPerMinute)
 			return rateLimited(limitRequestsPerMinute, lim.RequestsPerMinute,

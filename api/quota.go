@@ -36,6 +36,7 @@ type reservation struct {
 	user   uint64
 	day    time.Time
 	tokens int64
+	id     uint64 // the store's reservation (sharedQuota); 0 in memory
 }
 
 // memQuota is the tokenQuota of one process: spent tokens come from the

@@ -127,6 +127,12 @@ type Config struct {
 	// Counters keeps the registration throttle's and budget's counts (nil:
 	// in process); replicas share them through a shared store.
 	Counters auth.CounterStore
+	// RequestRates keeps the per-minute request limits' state (nil: in
+	// process) and Quota the daily token-quota reservations (nil: in
+	// process): replicas sharing one store (PostgreSQL) give both, so
+	// that together they admit what one process would (see shared.go).
+	RequestRates auth.CounterStore
+	Quota        store.QuotaStore
 	// ProxyHeader names the header holding the client address (for
 	// example X-Forwarded-For); TrustedProxies lists the proxies (IPs or
 	// CIDRs) whose header is believed. The client is the right-most
@@ -220,7 +226,7 @@ type Server struct {
 	usage     *usageRecorder
 	quota     tokenQuota
 	seqs      *sequenceCounter
-	requests  *auth.RateLimiter
+	requests  requestLimiter
 	conns     *connTracker
 	janitor   *janitor
 	// base is the context of every generation; Shutdown cancels it, with
@@ -262,7 +268,7 @@ func New(cfg Config) (*Server, error) {
 		registers: auth.NewThrottle(cfg.RegisterThrottle, cfg.Counters, "registration", cfg.Now),
 		signups:   auth.NewBudget(cfg.SignupBudget, cfg.Counters, "signups", cfg.Now),
 		addrs:     addrs,
-		requests:  auth.NewRateLimiter(),
+		requests:  newRequestLimiter(cfg.RequestRates),
 		seqs:      newSequenceCounter(),
 		conns:     newConnTracker(max(cfg.MaxConnsPerIP, 0), cfg.TrustedProxies),
 	}
@@ -298,6 +304,9 @@ func New(cfg Config) (*Server, error) {
 	s.routes = newRouteLabels(s.app)
 	s.usage = newUsageRecorder(cfg.Store, cfg.Logger, cfg.UsageFlushInterval)
 	s.quota = newMemQuota(s.usage)
+	if cfg.Quota != nil {
+		s.quota = &sharedQuota{qs: cfg.Quota, usage: s.usage, log: cfg.Logger, hold: cfg.GenerateTimeout + time.Minute}
+	}
 	s.janitor = startJanitor(cfg.Store, cfg.Logger, cfg.AuditRetention, cfg.PruneInterval, cfg.Now)
 	return s, nil
 }

@@ -44,6 +44,28 @@ func openTestStore(t testing.TB) store.Store {
 	return db
 }
 
+// shareLimits makes a server on a PostgreSQL store keep its throttles,
+// request rates and token quotas in the database, as gpt2d serve does, so
+// that the limits suites run through the shared implementations there.
+func shareLimits(cfg *Config, acfg *auth.Config) {
+	pg, ok := cfg.Store.(*postgres.DB)
+	if !ok {
+		return
+	}
+	if cfg.Counters == nil {
+		cfg.Counters = pg.Counters()
+	}
+	if acfg.Throttle.Store == nil {
+		acfg.Throttle.Store = pg.Counters()
+	}
+	if cfg.RequestRates == nil {
+		cfg.RequestRates = pg.Counters()
+	}
+	if cfg.Quota == nil {
+		cfg.Quota = pg
+	}
+}
+
 // storeSize is the bytes a store takes: the bbolt file, or the
 // PostgreSQL database.
 func storeSize(t *testing.T, db store.Store) int64 {

@@ -313,3 +313,91 @@ func TestReplicasShareLoginThrottles(t *testing.T) {
 		t.Fatalf("evaluated %d sequential guesses on one replica and %d concurrent over two; want equal, and fewer than %d", seq, conc, n)
 	}
 }
+
+// generations posts n /generate requests of tok with body at once, request
+// i on servers[i%len(servers)], and returns the count of each status.
+func generations(t *testing.T, servers []*server, tok, body string, n int) map[int]int {
+	t.Helper()
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	client := &http.Client{Timeout: 2 * time.Minute}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			req, _ := http.NewRequest("POST", servers[i%len(servers)].url+"/generate", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	return count
+}
+
+// TestReplicasShareRequestRatesAndTokenQuotas sends 30 concurrent
+// generations split over two replicas of one database for a user limited
+// to 10 requests a minute, and for a user with a 100-token daily quota:
+// exactly 10 are admitted, and the quota is overshot by less than one
+// request's reservation — what one replica alone would allow.
+func TestReplicasShareRequestRatesAndTokenQuotas(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	flags := []string{"--user-sequences", "-1", "--queue", "64"}
+	cmd := exec.Command(gpt2dBinary(t), serveArgs(url, flags...)...)
+	cmd.Env = append(os.Environ(), "GPT2D_BCRYPT_COST=4", "GPT2D_ADMIN_USERNAME=root", "GPT2D_ADMIN_PASSWORD=root-password-1")
+	a := serve(t, cmd)
+	b := replica(t, url, flags...)
+	admin := a.token(t, "root", "root-password-1")
+	limit := func(name, limits string) string {
+		code, body := a.call(t, "POST", "/users", "", `{"username":"`+name+`","password":"`+name+`-password"}`)
+		if code != 200 {
+			t.Fatalf("register %s: %d %s", name, code, body)
+		}
+		var u struct{ ID uint64 }
+		json.Unmarshal([]byte(body), &u)
+		if code, body := a.call(t, "PUT", fmt.Sprintf("/admin/users/%d/limits", u.ID), admin, limits); code != 200 {
+			t.Fatalf("limits of %s: %d %s", name, code, body)
+		}
+		return b.token(t, name, name+"-password")
+	}
+
+	rated := limit("rated", `{"requests_per_minute":10}`)
+	codes := generations(t, []*server{a, b}, rated, `{"prompt":"Hello","max_new_tokens":1}`, 30)
+	t.Logf("30 concurrent requests over two replicas, 10 a minute allowed: %v", codes)
+	if codes[200] != 10 || codes[429] != 20 {
+		t.Fatalf("answers %v, want 10 × 200 and 20 × 429", codes)
+	}
+
+	const quota, maxNew = 100, 40
+	quoted := limit("quoted", fmt.Sprintf(`{"tokens_per_day":%d}`, quota))
+	codes = generations(t, []*server{a, b}, quoted, fmt.Sprintf(`{"prompt":"Hello","max_new_tokens":%d}`, maxNew), 30)
+	code, body := b.call(t, "GET", "/users/me/usage", quoted, "")
+	var usage struct {
+		Total struct {
+			TotalTokens int64 `json:"total_tokens"`
+		}
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &usage) != nil {
+		t.Fatalf("usage: %d %s", code, body)
+	}
+	spent := usage.Total.TotalTokens
+	t.Logf("30 concurrent requests over two replicas against a %d-token quota (≤ %d new tokens each): %v, %d tokens spent, overshoot %d",
+		quota, maxNew, codes, spent, max(spent-quota, 0))
+	// One reservation is the prompt (one or two tokens) plus maxNew.
+	if codes[200] == 0 || spent >= quota+maxNew+2 {
+		t.Fatalf("%d tokens spent against a quota of %d: more than one request's reservation over", spent, quota)
+	}
+}

@@ -93,6 +93,8 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	}
 	srv, err := api.New(api.Config{
 		Counters:           counters,
+		RequestRates:       counters,
+		Quota:              sharedQuota(db),
 		Store:              db,
 		Auth:               svc,
 		Logger:             log,

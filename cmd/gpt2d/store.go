@@ -36,6 +36,15 @@ func sharedCounters(db store.Store) store.CounterStore {
 	return nil
 }
 
+// sharedQuota returns the token-quota reservations replicas share when
+// the store is shared (PostgreSQL), else nil (kept in process).
+func sharedQuota(db store.Store) store.QuotaStore {
+	if pg, ok := db.(*postgres.DB); ok {
+		return pg
+	}
+	return nil
+}
+
 // openStoreForCLI opens the store for a one-shot command. A bbolt file
 // held by a running server gets a hint; readOnly opens a bbolt file
 // without taking the writer's lock.
