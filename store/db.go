@@ -1,6 +1,12 @@
 // Package store keeps gpt2d's durable state — users, refresh tokens, API
 // keys, token usage, the audit trail and server metadata such as the JWT
-// signing key — in one bbolt file.
+// signing key. The rest of the program uses it through the Store
+// interface (store.go), which has two implementations held to the same
+// behaviour by the conformance suite in store/storetest: DB, one bbolt
+// file that one process opens (the default, described below), and
+// store/postgres, one PostgreSQL database shared by several replicas,
+// which also keeps what replicas must count together (CounterStore,
+// QuotaStore).
 //
 // Concurrency: a *DB is safe for concurrent use by many goroutines. Every
 // method runs in its own bbolt transaction; bbolt allows many concurrent
