@@ -401,3 +401,36 @@ func TestReplicasShareRequestRatesAndTokenQuotas(t *testing.T) {
 		t.Fatalf("%d tokens spent against a quota of %d: more than one request's reservation over", spent, quota)
 	}
 }
+
+// TestStoreMigrateAndOneShotCommandsOnPostgres migrates an empty database
+// with `gpt2d store migrate` (twice: the second finds nothing to do), then
+// runs the one-shot commands against it: users create and list work on
+// the shared database, backup points to pg_dump.
+func TestStoreMigrateAndOneShotCommandsOnPostgres(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	bin := gpt2dBinary(t)
+	want := fmt.Sprintf("schema version %d", postgres.SchemaVersion)
+	for run := range 2 {
+		out, err := exec.Command(bin, "store", "migrate", "--store", url).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("store migrate (run %d): %v\n%s", run+1, err, out)
+		}
+		steps := []int{postgres.SchemaVersion, 0}[run]
+		if migrated := strings.Count(string(out), "store schema migrated"); migrated != steps {
+			t.Fatalf("store migrate (run %d) applied %d steps:\n%s", run+1, migrated, out)
+		}
+	}
+	create := exec.Command(bin, "users", "create", "--store", url, "--username", "dora", "--role", "admin")
+	create.Env = append(os.Environ(), "GPT2D_BCRYPT_COST=4")
+	create.Stdin = strings.NewReader("dora-password-77\n")
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("users create: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "users", "list", "--store", url).CombinedOutput(); err != nil || !strings.Contains(string(out), "dora") {
+		t.Fatalf("users list: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "backup", "--store", url, filepath.Join(t.TempDir(), "x.db")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "pg_dump") {
+		t.Fatalf("backup of a PostgreSQL store: %v\n%s", err, out)
+	}
+}
