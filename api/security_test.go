@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -257,18 +258,29 @@ func TestHugeBodyIsRejectedAndServerKeepsServing(t *testing.T) {
 
 func TestOversizedHeadersAreRejected(t *testing.T) {
 	ts := start(t)
-	req, _ := http.NewRequest("GET", ts.url+"/health", nil)
-	req.Header.Set("X-Big", strings.Repeat("h", 16<<10))
-	resp, err := ts.http.Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != 431 {
-			t.Fatalf("16 KiB header: status %d, want 431", resp.StatusCode)
+	// The server may answer and close before the client has written the
+	// whole request; the client then sees a reset instead of the status.
+	// Either way the request is refused and the server keeps serving.
+	for _, tt := range []struct {
+		name, path string
+		header     string
+		want       []int
+	}{
+		{"16 KiB header", "/health", strings.Repeat("h", 16<<10), []int{431}},
+		{"16 KiB URL", "/health?" + strings.Repeat("q", 16<<10), "", []int{431, 414}},
+	} {
+		req, _ := http.NewRequest("GET", ts.url+tt.path, nil)
+		if tt.header != "" {
+			req.Header.Set("X-Big", tt.header)
 		}
-	}
-	r := ts.get("/health?"+strings.Repeat("q", 16<<10), "")
-	if r.status != 431 && r.status != 414 {
-		t.Fatalf("16 KiB URL: status %d", r.status)
+		resp, err := ts.http.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if !slices.Contains(tt.want, resp.StatusCode) {
+			t.Errorf("%s: status %d, want one of %v", tt.name, resp.StatusCode, tt.want)
+		}
 	}
 	wantStatus(t, ts.get("/health", ""), 200)
 }
