@@ -27,19 +27,22 @@ type Event struct {
 // fsync rather than one each; the call still returns only once e is
 // durable.
 func (db *DB) AppendAudit(e *Event) error {
-	return db.batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		e.Seq = seq
-		v, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return b.Put(itob(seq), v)
-	})
+	return db.batch(func(tx *bolt.Tx) error { return appendAuditTx(tx, e) })
+}
+
+// appendAuditTx appends e within tx, assigning e.Seq.
+func appendAuditTx(tx *bolt.Tx, e *Event) error {
+	b := tx.Bucket(bucketAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return b.Put(itob(seq), v)
 }
 
 // ListAudit returns up to limit events, newest first, with Seq < before

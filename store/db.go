@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -65,15 +66,18 @@ var (
 // Bucket names. Keys of bucketUsers and bucketAudit are 8-byte big-endian
 // sequence numbers, so cursor order is creation order.
 var (
-	bucketMeta      = []byte("meta")             // string key → value
-	bucketUsers     = []byte("users")            // user id → JSON User
-	bucketUsernames = []byte("usernames")        // folded username → user id
-	bucketFamilies  = []byte("refresh_families") // user id | family → JSON RefreshToken (the family's live token)
-	bucketRefreshes = []byte("refresh_hashes")   // sha256(live token) → user id | family
-	bucketAudit     = []byte("audit")            // sequence → JSON Event
-	bucketKeys      = []byte("apikeys")          // key id → JSON APIKey
-	bucketKeyHashes = []byte("apikey_hashes")    // sha256(key) → key id
-	bucketUsage     = []byte("usage")            // user id, day, key id → JSON Usage
+	bucketMeta      = []byte("meta")      // string key → value
+	bucketUsers     = []byte("users")     // user id → JSON User
+	bucketUsernames = []byte("usernames") // folded username → user id
+	// lower-cased username → user id, where it differs from the folded
+	// key the user holds (see UsernameKeys)
+	bucketUsernameAliases = []byte("username_aliases")
+	bucketFamilies        = []byte("refresh_families") // user id | family → JSON RefreshToken (the family's live token)
+	bucketRefreshes       = []byte("refresh_hashes")   // sha256(live token) → user id | family
+	bucketAudit           = []byte("audit")            // sequence → JSON Event
+	bucketKeys            = []byte("apikeys")          // key id → JSON APIKey
+	bucketKeyHashes       = []byte("apikey_hashes")    // sha256(key) → key id
+	bucketUsage           = []byte("usage")            // user id, day, key id → JSON Usage
 )
 
 // Keys in bucketMeta.
@@ -89,11 +93,15 @@ type Options struct {
 	Timeout time.Duration
 	// ReadOnly opens the file without write access (and with a shared lock).
 	ReadOnly bool
+	// Logger receives what a migration reports (accounts whose names
+	// collide, see UsernameKeys); nil discards it.
+	Logger *slog.Logger
 }
 
 // DB is an open store file.
 type DB struct {
 	bolt *bolt.DB
+	log  *slog.Logger
 }
 
 // Open opens (creating if needed) the store at path, creates its parent
@@ -131,7 +139,10 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: b}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{bolt: b, log: opts.Logger}
 	if err := db.Check(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,11 +80,21 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return tx.DeleteBucket([]byte("refresh"))
 	},
+	// 4 → 5: usernames re-indexed under PRECIS folding, with aliases
+	// (see UsernameKeys and reindexUsernames).
+	func(tx *bolt.Tx) error {
+		_, _, err := reindexUsernames(tx, time.Now().UTC())
+		return err
+	},
 }
+
+// stepReindexUsernames is the migration that re-indexes usernames; Open
+// logs the accounts it found shadowed.
+const stepReindexUsernames = 4
 
 // SchemaVersion is the layout version this build writes; it equals
 // len(migrations) (a test holds them together).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 func readVersion(tx *bolt.Tx) (int, error) {
 	meta := tx.Bucket(bucketMeta)
@@ -105,6 +116,7 @@ func readVersion(tx *bolt.Tx) (int, error) {
 func (db *DB) migrate() error {
 	for {
 		done := false
+		var report func()
 		err := db.update(func(tx *bolt.Tx) error {
 			v, err := readVersion(tx)
 			if err != nil {
@@ -117,13 +129,22 @@ func (db *DB) migrate() error {
 				done = true
 				return nil
 			}
-			if err := migrations[v](tx); err != nil {
+			if v == stepReindexUsernames {
+				keys, users, err := reindexUsernames(tx, time.Now().UTC())
+				if err != nil {
+					return fmt.Errorf("migrate schema %d → %d: %w", v, v+1, err)
+				}
+				report = func() { logShadowed(db.log, keys, users) }
+			} else if err := migrations[v](tx); err != nil {
 				return fmt.Errorf("migrate schema %d → %d: %w", v, v+1, err)
 			}
 			return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(v+1)))
 		})
 		if err != nil || done {
 			return err
+		}
+		if report != nil {
+			report()
 		}
 	}
 }

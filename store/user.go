@@ -3,11 +3,9 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/text/secure/precis"
 )
 
 // Role is a user's permission level.
@@ -54,41 +52,14 @@ type Limits struct {
 // invariant.
 func (u *User) activeAdmin() bool { return u.Role == RoleAdmin && !u.Disabled }
 
-// FoldUsername is the key usernames are unique under: PRECIS
-// UsernameCaseMapped (RFC 8265: width-mapped, lower-cased, NFC), so
-// "Alice", "alice" and "ａlice" are one account name and none can
-// impersonate another. A name the profile refuses — only names stored
-// before usernames were checked as identities can be such — folds to its
-// lower case, the key it was stored under.
-func FoldUsername(name string) string {
-	if k, err := precis.UsernameCaseMapped.String(name); err == nil {
-		return k
-	}
-	return strings.ToLower(name)
-}
-
-// legacyFold is the key names were stored under before FoldUsername
-// followed PRECIS; lookups fall back to it, so that such names keep
-// working.
-func legacyFold(name string) string { return strings.ToLower(name) }
-
-// userIDByName finds name's user id under its key, then its legacy key.
-func userIDByName(names *bolt.Bucket, name string) []byte {
-	if id := names.Get([]byte(FoldUsername(name))); id != nil {
-		return id
-	}
-	return names.Get([]byte(legacyFold(name)))
-}
-
 // CreateUser stores u, assigning u.ID. The uniqueness check and the insert
 // happen in one write transaction, so of any number of concurrent calls
 // with the same (folded) username exactly one succeeds and the others get
-// ErrUsernameTaken.
+// ErrUsernameTaken. A name is taken when it folds to, or lower-cases to,
+// a key or alias of any existing account (see UsernameKeys).
 func (db *DB) CreateUser(u *User) error {
 	return db.update(func(tx *bolt.Tx) error {
-		names := tx.Bucket(bucketUsernames)
-		key := []byte(FoldUsername(u.Username))
-		if userIDByName(names, u.Username) != nil {
+		if usernameTaken(tx, u.Username) {
 			return ErrUsernameTaken
 		}
 		users := tx.Bucket(bucketUsers)
@@ -100,7 +71,7 @@ func (db *DB) CreateUser(u *User) error {
 		if err := putUser(users, u); err != nil {
 			return err
 		}
-		return names.Put(key, itob(id))
+		return putUsername(tx, u)
 	})
 }
 
@@ -115,11 +86,12 @@ func (db *DB) UserByID(id uint64) (*User, error) {
 	return u, err
 }
 
-// UserByUsername returns the user whose folded name matches, or ErrNotFound.
+// UserByUsername returns the user whose alias or, failing that, folded
+// name matches (see UsernameKeys), or ErrNotFound.
 func (db *DB) UserByUsername(name string) (*User, error) {
 	var u *User
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		id := userIDByName(tx.Bucket(bucketUsernames), name)
+		id := userIDByName(tx, name)
 		if id == nil {
 			return ErrNotFound
 		}
@@ -209,13 +181,8 @@ func (db *DB) DeleteUser(id uint64) error {
 		if err := users.Delete(itob(id)); err != nil {
 			return err
 		}
-		names := tx.Bucket(bucketUsernames)
-		for _, k := range []string{FoldUsername(u.Username), legacyFold(u.Username)} {
-			if id := names.Get([]byte(k)); id != nil && btoi(id) == u.ID {
-				if err := names.Delete([]byte(k)); err != nil {
-					return err
-				}
-			}
+		if err := dropUsername(tx, u); err != nil {
+			return err
 		}
 		if err := deleteKeysOf(tx, id); err != nil {
 			return err
