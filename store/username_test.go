@@ -155,4 +155,3 @@ func TestIndexUsernamesIsOldestFirst(t *testing.T) {
 		t.Error("a shadowed account without alias is not reported unreachable")
 	}
 }
-
