@@ -16,20 +16,23 @@ import (
 // order across replicas: a reader paging with ListAudit never sees a
 // lower number appear behind a higher one it has already passed.
 func (db *DB) AppendAudit(e *store.Event) error {
-	return db.inTx("append audit", func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('audit', 'seq'))`).Scan(&e.Seq); err != nil {
-			return err
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO audit (seq, time, data) VALUES ($1, $2, $3)`, e.Seq, e.Time, data)
+	return db.inTx("append audit", func(ctx context.Context, tx pgx.Tx) error { return appendAuditTx(ctx, tx, e) })
+}
+
+// appendAuditTx appends e within tx, assigning e.Seq.
+func appendAuditTx(ctx context.Context, tx pgx.Tx, e *store.Event) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
 		return err
-	})
+	}
+	if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('audit', 'seq'))`).Scan(&e.Seq); err != nil {
+		return err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit (seq, time, data) VALUES ($1, $2, $3)`, e.Seq, e.Time, data)
+	return err
 }
 
 // ListAudit returns up to limit events, newest first, with Seq < before

@@ -28,15 +28,19 @@ func (db *DB) Import(d *store.Dump) error {
 		if d.JWTKey != nil {
 			b.Queue(`INSERT INTO meta (key, value) VALUES ('jwt_key', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, d.JWTKey)
 		}
-		for _, u := range d.Users {
+		// Names that fold alike (accounts from before PRECIS folding)
+		// are indexed as the source indexes them: the oldest holds the
+		// folded name, the others keep their aliases.
+		keys := store.IndexUsernames(d.Users)
+		for i, u := range d.Users {
 			data, err := json.Marshal(u)
 			if err != nil {
 				return err
 			}
-			b.Queue(`INSERT INTO users (id, username_folded, role, disabled, data) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (id) DO UPDATE SET username_folded = excluded.username_folded, role = excluded.role,
-	disabled = excluded.disabled, data = excluded.data`,
-				u.ID, store.FoldUsername(u.Username), string(u.Role), u.Disabled, data)
+			b.Queue(`INSERT INTO users (id, username_folded, username_lower, role, disabled, data) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE SET username_folded = excluded.username_folded, username_lower = excluded.username_lower,
+	role = excluded.role, disabled = excluded.disabled, data = excluded.data`,
+				u.ID, nullable(keys[i].Folded), nullable(keys[i].Alias), string(u.Role), u.Disabled, data)
 		}
 		for _, k := range d.APIKeys {
 			data, err := json.Marshal(k)

@@ -204,8 +204,9 @@ func (db *DB) inTx(op string, fn func(ctx context.Context, tx pgx.Tx) error) err
 // Lock keys of transaction-scoped advisory locks (pg_advisory_xact_lock);
 // session-scoped ones are in schema.go.
 const (
-	lockAdmins int64 = 0x67707432640001 // changes that may remove an enabled admin
-	lockAudit  int64 = 0x67707432640002 // audit appends: sequence order is commit order
+	lockAdmins    int64 = 0x67707432640001 // changes that may remove an enabled admin
+	lockAudit     int64 = 0x67707432640002 // audit appends: sequence order is commit order
+	lockUsernames int64 = 0x67707432640003 // new usernames: checked against every key and alias, then inserted
 )
 
 // unavailableCodes are the SQLSTATE classes and codes that mean "the

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -136,11 +137,26 @@ FROM refresh_tokens WHERE NOT used
 ORDER BY user_id, family, (data->>'created_at')::timestamptz DESC;
 DROP TABLE refresh_tokens;
 `,
+	// 4 → 5: usernames re-indexed under PRECIS folding (reindexUsernames
+	// runs after this). username_folded is the folded name of the account
+	// holding it, NULL for an account an older one shadows;
+	// username_lower is the lower-cased name kept as an alias, looked up
+	// first (see store.UsernameKeys).
+	`
+ALTER TABLE users ALTER COLUMN username_folded DROP NOT NULL;
+ALTER TABLE users ADD COLUMN username_lower text UNIQUE;
+`,
+}
+
+// migrationCode[i], where present, runs after the SQL of migrations[i],
+// in its transaction: what SQL alone cannot do (PRECIS folding).
+var migrationCode = map[int]func(ctx context.Context, tx pgx.Tx, log *slog.Logger) error{
+	4: reindexUsernames,
 }
 
 // SchemaVersion is the schema version this build writes; it equals
 // len(migrations).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // schemaTable records one row per applied migration step.
 const schemaTable = `CREATE TABLE IF NOT EXISTS gpt2d_schema (
@@ -182,6 +198,11 @@ func (db *DB) migrate(ctx context.Context, apply bool) error {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return err
+			}
+			if code := migrationCode[v]; code != nil {
+				if err := code(ctx, tx, db.log); err != nil {
+					return err
+				}
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO gpt2d_schema (version) VALUES ($1)`, v+1)
 			return err

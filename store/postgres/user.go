@@ -17,25 +17,38 @@ import (
 // "at least one admin" invariant.
 func activeAdmin(u *store.User) bool { return u.Role == store.RoleAdmin && !u.Disabled }
 
-// CreateUser stores u, assigning u.ID. The unique index on the folded
-// username decides between concurrent registrations of one name, in any
-// replica: one insert commits, the others get store.ErrUsernameTaken.
+// CreateUser stores u, assigning u.ID. Under an advisory lock, the
+// name is checked against every folded name and alias (a name whose
+// folded or lower-cased form is one of them is store.ErrUsernameTaken)
+// and inserted; the unique index on the folded name holds besides.
 func (db *DB) CreateUser(u *store.User) error {
 	data, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := db.ctx()
-	defer cancel()
+	folded, lower := store.FoldUsername(u.Username), store.LowerUsername(u.Username)
 	var id uint64
-	err = db.pool.QueryRow(ctx,
-		`INSERT INTO users (username_folded, role, disabled, data) VALUES ($1, $2, $3, $4) RETURNING id`,
-		store.FoldUsername(u.Username), string(u.Role), u.Disabled, data).Scan(&id)
-	if isUniqueViolation(err) {
+	err = db.inTx("create user", func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockUsernames); err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users
+WHERE username_folded IN ($1, $2) OR username_lower IN ($1, $2))`, folded, lower).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return store.ErrUsernameTaken
+		}
+		return tx.QueryRow(ctx,
+			`INSERT INTO users (username_folded, username_lower, role, disabled, data) VALUES ($1, NULLIF($2, $1), $3, $4, $5) RETURNING id`,
+			folded, lower, string(u.Role), u.Disabled, data).Scan(&id)
+	})
+	if errors.Is(err, store.ErrUsernameTaken) || isUniqueViolation(err) {
 		return store.ErrUsernameTaken
 	}
 	if err != nil {
-		return wrap("create user", err)
+		return err
 	}
 	u.ID = id
 	return nil
@@ -77,12 +90,16 @@ func (db *DB) forget(payload string) {
 	}
 }
 
-// UserByUsername returns the user whose folded name matches, or
-// store.ErrNotFound.
+// UserByUsername returns the user whose alias or, failing that, folded
+// name matches (see store.UsernameKeys), or store.ErrNotFound.
 func (db *DB) UserByUsername(name string) (*store.User, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
-	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT id, data FROM users WHERE username_folded = $1`, store.FoldUsername(name)))
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT id, data FROM (
+	SELECT 0 AS rank, id, data FROM users WHERE username_lower = $2
+	UNION ALL
+	SELECT 1, id, data FROM users WHERE username_folded = $1
+) m ORDER BY rank LIMIT 1`, store.FoldUsername(name), store.LowerUsername(name)))
 	return u, wrap("user", err)
 }
 
@@ -183,8 +200,14 @@ func (db *DB) DeleteUser(id uint64) error {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+		var folded *string
+		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username_folded`, id).Scan(&folded); err != nil {
 			return err
+		}
+		if folded != nil {
+			if err := promoteShadowed(ctx, tx, *folded); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM refresh_families WHERE user_id = $1`, id)
 		return err

@@ -72,7 +72,7 @@ func concurrently(n int, fn func(i int) error) []error {
 }
 
 // Cases are the conformance cases, by behaviour.
-var Cases = slices.Concat(userCases, keyCases, tokenCases, auditCases, auditPruneCases, usageCases)
+var Cases = slices.Concat(userCases, usernameCases, keyCases, tokenCases, auditCases, auditPruneCases, usageCases)
 
 var userCases = []Case{
 	{"UserRoundTripsExactly", func(t *testing.T, db store.Store) {
