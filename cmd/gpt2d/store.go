@@ -23,7 +23,7 @@ func openStore(ctx context.Context, spec string, log *slog.Logger) (store.Store,
 	if postgres.IsURL(spec) {
 		return postgres.Open(ctx, spec, postgres.Options{Logger: log})
 	}
-	return store.Open(spec, store.Options{})
+	return store.Open(spec, store.Options{Logger: log})
 }
 
 // sharedCounters returns the throttle counters replicas share when the
@@ -113,7 +113,7 @@ func migrateStore(ctx context.Context, spec string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "postgres store at schema version %d (this build: %d)\n", v, postgres.SchemaVersion)
 		return nil
 	}
-	db, err := store.Open(spec, store.Options{})
+	db, err := store.Open(spec, store.Options{Logger: slog.New(slog.NewTextHandler(stdout, nil))})
 	if err != nil {
 		return fmt.Errorf("store migrate: %w", lockedHint(err))
 	}
