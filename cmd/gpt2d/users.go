@@ -104,6 +104,11 @@ func createUser(cfg Config, username string, role store.Role, stdin io.Reader, s
 // create ...`). Passwords are never taken from argv.
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		restore, err := echoOff(int(f.Fd()))
+		if err != nil {
+			return "", fmt.Errorf("turn terminal echo off: %w", err)
+		}
+		defer restore()
 		fmt.Fprint(stderr, "Password: ")
 		p1, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(stderr)
