@@ -311,12 +311,14 @@ func TestVersionAndHelpExitZero(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"help"}, {"serve", "--help"}, {"generate", "--help"}, {"tokenize", "-h"},
 		{"users", "--help"}, {"users", "create", "--help"}, {"users", "list", "--help"}, {"backup", "--help"},
 		{"weights", "--help"}, {"weights", "fetch", "--help"}, {"weights", "convert", "--help"}, {"random-checkpoint", "--help"},
-		{"bench", "--help"}, {"healthcheck", "--help"}, {"version", "--help"}} {
+		{"bench", "--help"}, {"healthcheck", "--help"}, {"version", "--help"},
+		{"keys", "--help"}, {"keys", "rotate", "--help"}, {"store", "--help"}, {"store", "migrate", "--help"}, {"store", "copy", "--help"}} {
 		if r := runBin(t, "", "", nil, args...); r.code != 0 {
 			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"generate", "--no-such-flag", "x"}, {"users"}, {"weights"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"generate", "--no-such-flag", "x"}, {"users"}, {"weights"},
+		{"keys"}, {"keys", "frobnicate"}, {"store"}, {"store", "frobnicate"}, {"store", "copy", "--from", "x.db"}} {
 		if r := runBin(t, "", "", nil, args...); r.code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)", args, r.code)
 		}

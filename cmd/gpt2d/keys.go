@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +17,14 @@ import (
 // and API keys are not signed with it and stay valid. It does not need the
 // store, so it runs while the server serves.
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "rotate" {
-		fmt.Fprintln(stderr, "usage: gpt2d keys rotate [--data PATH] [--jwt-secret-file PATH]")
-		return flag.ErrHelp
+	const keysUsage = "usage: gpt2d keys rotate [--data PATH] [--jwt-secret-file PATH]"
+	switch {
+	case len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help"):
+		fmt.Fprintln(stdout, keysUsage)
+		return nil
+	case len(args) == 0 || args[0] != "rotate":
+		fmt.Fprintln(stderr, keysUsage)
+		return errUsage
 	}
 	var cfg Config
 	b := newBinder("keys rotate", os.Getenv, stderr)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,7 +68,11 @@ const storeUsage = `usage:
 func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, storeUsage)
-		return flag.ErrHelp
+		return errUsage
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fmt.Fprint(stdout, storeUsage)
+		return nil
 	}
 	switch args[0] {
 	case "migrate":
@@ -89,12 +92,12 @@ func runStore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if *from == "" || !postgres.IsURL(*to) {
 			fmt.Fprint(stderr, storeUsage)
-			return errors.New("store copy: want --from PATH and --to postgres://URL")
+			return fmt.Errorf("%w: store copy: want --from PATH and --to postgres://URL", errUsage)
 		}
 		return copyStore(ctx, *from, *to, stdout)
 	}
 	fmt.Fprintf(stderr, "gpt2d store: unknown command %q\n\n%s", args[0], storeUsage)
-	return flag.ErrHelp
+	return errUsage
 }
 
 // migrateStore opens the store, which migrates it (once, under a lock,
