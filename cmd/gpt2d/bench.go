@@ -76,8 +76,17 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	reps := fs.Int("reps", 5, "repetitions per configuration (medians are reported, with min and max)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	llamaJSON := fs.String("llama-bench", "", "llama-bench JSON results (-o json or jsonl) to print ratios against")
+	urls := fs.String("url", "", "load running servers instead (comma-separated base URLs, e.g. http://127.0.0.1:8000, gpt2d or any OpenAI-compatible /v1/completions such as llama-server), interleaved, with ratios of the first to the others")
+	clients := fs.String("clients", "8", "with --url: comma-separated numbers of concurrent clients")
+	requests := fs.Int("requests", 4, "with --url: requests each client sends back-to-back per repetition")
+	stream := fs.Bool("stream", true, "with --url: stream the completions (time to first token is measured only then)")
+	temperature := fs.Float64("temperature", 0, "with --url: sampling temperature (0: greedy)")
+	keyFile := fs.String("api-key-file", "", "with --url: file holding the API key (else GPT2D_API_KEY, else OPENAI_API_KEY)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *urls != "" {
+		return benchURLs(ctx, w, stderr, fs, *urls, *clients, *promptList, *newTokens, *requests, *reps, *stream, *temperature, *keyFile, *asJSON)
 	}
 	sizes, err := positiveInts("--batch", *batches)
 	if err != nil {
