@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"gpt2d/auth"
+	"gpt2d/gpt2"
 )
 
 // exposition is a parsed /metrics answer.
@@ -245,5 +247,56 @@ func TestRegistryCountsAndBuckets(t *testing.T) {
 	hist := byName["y_seconds"].Metric[0].GetHistogram()
 	if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 7.55 || hist.Bucket[0].GetCumulativeCount() != 1 || hist.Bucket[1].GetCumulativeCount() != 2 {
 		t.Fatalf("histogram %v", hist)
+	}
+}
+
+// TestPrefixCacheOverHTTP sends prompts sharing a long prefix to
+// /v1/completions: the later ones take the prefix's KV from the engine's
+// cache (gpt2d_prefix_cache_hit_tokens_total grows) and answer exactly as
+// an engine without the cache does.
+func TestPrefixCacheOverHTTP(t *testing.T) {
+	ts := start(t)
+	admin := ts.admin("root")
+	// About 100 tokens of the tiny model's 128: its first 64-token block
+	// is shared. The words are this test's own, so no other test's
+	// requests have cached them.
+	prefix := strings.Repeat("Prefix caching keeps the keys and values of shared prompts. ", 9)
+	prompts := []string{prefix + "First", prefix + "Second one", prefix + "First"}
+	complete := func(prompt string) completion {
+		t.Helper()
+		r := ts.postJSON("/v1/completions", admin, map[string]any{"model": "gpt2-tiny", "prompt": prompt, "max_tokens": 12,
+			"temperature": 0, "logprobs": 1})
+		wantStatus(t, r, 200)
+		return decodeCompletion(t, r.body)
+	}
+	hits := func() float64 { return scrape(t, ts, admin).value(t, "gpt2d_prefix_cache_hit_tokens_total") }
+	before := hits()
+	var warm []completion
+	for _, p := range prompts {
+		warm = append(warm, complete(p))
+	}
+	if got := hits() - before; got < 2*64 {
+		t.Errorf("prefix hit tokens grew by %v, want at least two 64-token blocks", got)
+	}
+	if fams := scrape(t, ts, admin); fams.value(t, "gpt2d_kv_cache_blocks") <= 0 || fams.value(t, "gpt2d_kv_cache_blocks_cached") <= 0 {
+		t.Errorf("KV pool metrics: %v blocks, %v cached", fams.value(t, "gpt2d_kv_cache_blocks"), fams.value(t, "gpt2d_kv_cache_blocks_cached"))
+	}
+	cold := gpt2.NewEngine(engine.Model(), gpt2.EngineConfig{NoPrefixCache: true})
+	defer cold.Close()
+	ts.srv.SetGenerator(cold)
+	for i, p := range prompts {
+		c := complete(p)
+		if c.Choices[0].Text != warm[i].Choices[0].Text || c.Usage.PromptTokens != warm[i].Usage.PromptTokens {
+			t.Errorf("prompt %d: with the prefix cache %q, without %q", i, warm[i].Choices[0].Text, c.Choices[0].Text)
+			continue
+		}
+		for k, lp := range c.Choices[0].Logprobs.TokenLogprobs {
+			if w := warm[i].Choices[0].Logprobs.TokenLogprobs[k]; math.Abs(*w-*lp) > 1e-4 {
+				t.Errorf("prompt %d token %d: logprob %g with the prefix cache, %g without", i, k, *w, *lp)
+			}
+		}
+	}
+	if warm[0].Choices[0].Text != warm[2].Choices[0].Text {
+		t.Errorf("the same prompt twice: %q, then %q", warm[0].Choices[0].Text, warm[2].Choices[0].Text)
 	}
 }

@@ -97,6 +97,16 @@ func newTelemetry(engine func() Generator) *telemetry {
 		stat(func(g Generator) float64 { return float64(g.Stats().Active) }))
 	r.valueFunc("gpt2d_engine_slots", "Sequences the engine can generate at once.", "gauge",
 		stat(func(g Generator) float64 { return float64(g.Stats().Slots) }))
+	r.valueFunc("gpt2d_kv_cache_blocks", "Blocks in the engine's KV cache pool.", "gauge",
+		stat(func(g Generator) float64 { return float64(g.Stats().KVBlocks) }))
+	r.valueFunc("gpt2d_kv_cache_blocks_used", "KV cache blocks held by running sequences.", "gauge",
+		stat(func(g Generator) float64 { return float64(g.Stats().KVBlocksUsed) }))
+	r.valueFunc("gpt2d_kv_cache_blocks_cached", "KV cache blocks holding a cached prompt prefix and no sequence (reusable, evicted when needed).", "gauge",
+		stat(func(g Generator) float64 { return float64(g.Stats().KVBlocksCached) }))
+	r.valueFunc("gpt2d_kv_cache_block_bytes", "Memory of one KV cache block.", "gauge",
+		stat(func(g Generator) float64 { return float64(g.Stats().KVBlockBytes) }))
+	r.valueFunc("gpt2d_prefix_cache_hit_tokens_total", "Prompt tokens whose keys and values came from the prefix cache instead of being computed.", "counter",
+		stat(func(g Generator) float64 { return float64(g.Stats().PrefixHitTokens) }))
 	return t
 }
 

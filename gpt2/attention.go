@@ -28,22 +28,27 @@ func (a *activations) attention(att, qkv *tensor.Dense, n, l int) {
 }
 
 // storeKV copies the keys and values of the rows in flight (from qkv)
-// into each row's cache at the row's position, for the layer in args.
+// into each row's cache at the row's position, for the layer in args:
+// position p goes to block blocks[p/B] at offset p%B, its keys as row p%B
+// of each head's (B, D) run and its values as column p%B of the (D, B).
 func (a *activations) storeKV() {
 	qkv, l := a.args.qkv, a.args.layer
 	H, D := a.heads, a.qp.Shape()[1]
 	C := H * D
 	for r := 0; r < a.args.n; r++ {
-		c, p := a.cache[r], a.pos[r]
-		k, vt := c.kl[l], c.vl[l]
+		pool, p := a.cache[r].pool, a.pos[r]
+		B := pool.bs
+		blk := int(a.cache[r].blocks[p/B]) * pool.stride
+		off := p % B
+		k, vt := pool.kl[l], pool.vl[l]
 		q := qkv[r*3*C : (r+1)*3*C]
 		for h := 0; h < H; h++ {
-			dst := (h*c.ctx + p) * D
+			head := blk + h*B*D
+			dst := head + off*D
 			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
-			// Values are stored transposed: column p of head h's (D, P).
-			vh := vt[h*c.ctx*D:]
+			vh := vt[head+off:]
 			for d, x := range q[2*C+h*D : 2*C+(h+1)*D] {
-				vh[d*c.ctx+p] = x
+				vh[d*B] = x
 			}
 		}
 	}
@@ -56,15 +61,17 @@ func (a *activations) storeKV() {
 //	S           = softmax(causal mask(S)) row by row
 //	O (n, D)    = S · V
 //
-// both products through the pool's GEMM kernels, over views of the cache.
+// both products through the pool's GEMM kernels, over the head's keys
+// (p0+n, D) and values (D, p0+n) gathered from the cache's blocks.
 func (a *activations) attendBlock(sp span, h int) {
 	qkv, att, l := a.args.qkv, a.args.att, a.args.layer
 	D := a.qp.Shape()[1]
 	C := D * a.heads
 	c, n := sp.cache, sp.n
+	pool := c.pool
+	B := pool.bs
 	p0 := a.pos[sp.r0]
 	keys := p0 + n
-	head := h * c.ctx * D
 	scale := float32(1 / math.Sqrt(float64(D)))
 	qp := a.qp.Float32s()[:n*D]
 	for i := 0; i < n; i++ {
@@ -73,18 +80,25 @@ func (a *activations) attendBlock(sp span, h int) {
 			qp[i*D+d] = x * scale
 		}
 	}
-	a.qk = linear{In: D, Out: keys, Type: weightF32, F32: c.kl[l][head : head+keys*D]}
+	// Gather the head's keys into rows of D and its values into rows of
+	// keys, block by block: the kernels want each operand contiguous.
+	kt, vt := a.kt.Float32s()[:keys*D], a.vt.Float32s()[:D*keys]
+	k, v := pool.kl[l], pool.vl[l]
+	for j0 := 0; j0 < keys; j0 += B {
+		nb := min(B, keys-j0)
+		head := int(c.blocks[j0/B])*pool.stride + h*B*D
+		copy(kt[j0*D:(j0+nb)*D], k[head:head+nb*D])
+		for d := 0; d < D; d++ {
+			copy(vt[d*keys+j0:d*keys+j0+nb], v[head+d*B:head+d*B+nb])
+		}
+	}
+	a.qk = linear{In: D, Out: keys, Type: weightF32, F32: kt}
 	sc := a.sc.Float32s()[:n*keys]
 	a.pool.linear(sc, qp, n, &a.qk)
 	for i := 0; i < n; i++ {
 		row := sc[i*keys : (i+1)*keys]
 		softmaxInPlace(row[:p0+i+1])
 		clear(row[p0+i+1:])
-	}
-	// The cache holds Vᵀ with rows of P; the kernel wants rows of keys.
-	v, vt := c.vl[l], a.vt.Float32s()[:D*keys]
-	for d := 0; d < D; d++ {
-		copy(vt[d*keys:(d+1)*keys], v[head+d*c.ctx:head+d*c.ctx+keys])
 	}
 	a.sv = linear{In: keys, Out: D, Type: weightF32, F32: vt}
 	out := qp // Q is no longer needed
@@ -113,11 +127,10 @@ func (a *activations) attentionParts(start, end int) {
 				continue
 			}
 			c := a.cache[r]
-			n := a.pos[r] + 1
-			head := h * c.ctx * D
 			q := qkv[r*3*C+h*D : r*3*C+(h+1)*D]
 			out := att[r*C+h*D : r*C+(h+1)*D]
-			attendHead(out, q, c.kl[l][head:head+n*D], c.vl[l][head:head+D*c.ctx], c.ctx, scores[:n], scale)
+			attendPaged(out, q, c.pool.kl[l], c.pool.vl[l], c.blocks, c.pool.stride, h*c.pool.bs*D, c.pool.bs,
+				scores[:a.pos[r]+1], scale)
 		}
 	}
 }
@@ -135,6 +148,32 @@ func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float3
 	softmaxInPlace(scores)
 	for d := range out {
 		out[d] = dot(scores, vt[d*ldv:d*ldv+n])
+	}
+}
+
+// attendPaged is attendHead over a paged cache: the n = len(scores)
+// positions the query may see are in blocks of B, position j in block
+// blocks[j/B], whose head's keys are the (B, D) run at
+// k[blocks[j/B]·stride + head …] and values the (D, B) run at the same
+// offset of v. It computes every score, the softmax over all of them,
+// then the weighted sum of values block by block.
+func attendPaged(out, q, k, v []float32, blocks []int32, stride, head, B int, scores []float32, scale float32) {
+	D, n := len(q), len(scores)
+	for j0 := 0; j0 < n; j0 += B {
+		kb := k[int(blocks[j0/B])*stride+head:]
+		for j := j0; j < min(j0+B, n); j++ {
+			scores[j] = dot(q, kb[(j-j0)*D:(j-j0+1)*D]) * scale
+		}
+	}
+	softmaxInPlace(scores)
+	clear(out)
+	for j0 := 0; j0 < n; j0 += B {
+		nb := min(B, n-j0)
+		vb := v[int(blocks[j0/B])*stride+head:]
+		s := scores[j0 : j0+nb]
+		for d := range out {
+			out[d] += dot(s, vb[d*B:d*B+nb])
+		}
 	}
 }
 

@@ -11,9 +11,25 @@ import (
 
 // EngineConfig sizes an Engine. The zero value gives working defaults.
 type EngineConfig struct {
-	// Slots is the most sequences generating at once (default 8); each
-	// holds a KV cache for the full context window.
+	// Slots is the most sequences generating at once (default 32). A
+	// slot costs no KV memory up front: sequences take KV blocks from a
+	// shared pool as they grow, so how many run at once is bounded by
+	// KVCacheMB, Slots only caps it.
 	Slots int
+	// KVCacheMB is the KV cache pool in MiB, shared by every sequence
+	// (default 0: as much as 8 sequences filling the model's whole
+	// context in float32 use, 8 × 75 MiB for GPT-2 124M). A request is
+	// admitted when the pool can hold its prompt plus the tokens it may
+	// generate (blocks are reserved at admission, so a running sequence
+	// never waits for memory); one that could never fit is refused with a
+	// *ContextLengthError whose Limit is the pool's size in positions.
+	KVCacheMB int
+	// NoPrefixCache turns off automatic prefix caching: by default full
+	// KV blocks of every sequence stay in the pool, indexed by their
+	// tokens and all the tokens before them, and a request whose prompt
+	// begins with the same tokens reuses them instead of recomputing
+	// them, until the pool needs the memory (least recently used first).
+	NoPrefixCache bool
 	// QueueSize is the most requests waiting for a slot (default 64);
 	// beyond it Generate fails fast with ErrQueueFull.
 	QueueSize int
@@ -23,11 +39,17 @@ type EngineConfig struct {
 	// other sequences are decoding (default 64), so a long prompt delays
 	// running streams by at most one short step.
 	PrefillChunk int
+
+	blockSize int // positions per KV block (tests); default kvBlockSize
+	kvBlocks  int // blocks in the pool (tests), overriding KVCacheMB
 }
 
 func (c EngineConfig) withDefaults() EngineConfig {
 	if c.Slots <= 0 {
-		c.Slots = 8
+		c.Slots = 32
+	}
+	if c.blockSize <= 0 {
+		c.blockSize = kvBlockSize
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 64
@@ -61,6 +83,12 @@ type Stats struct {
 	Active          int   // sequences in a slot
 	Queued          int   // requests waiting for a slot
 	Slots           int   // configured slots
+	KVBlocks        int   // blocks in the KV cache pool
+	KVBlocksUsed    int   // blocks held by running sequences
+	KVBlocksCached  int   // blocks holding a cached prefix and no sequence: reusable, evicted when needed
+	KVBlockBytes    int64 // memory of one block
+	KVBlockTokens   int   // positions one block holds
+	PrefixHitTokens int64 // prompt tokens whose KV came from the prefix cache instead of being computed
 	PromptTokens    int64 // total prompt tokens processed
 	GeneratedTokens int64 // total tokens generated
 	Steps           int64 // forward steps run
@@ -91,20 +119,42 @@ type Engine struct {
 	closeOnce sync.Once
 	inflight  inflight
 
+	pool *kvPool // touched only by the scheduler's goroutine
+	// limit is the most positions a sequence may reach: the context
+	// window, or the pool's size if smaller.
+	limit int
+
 	active, queued                  atomic.Int64
 	promptToks, genToks, steps, fin atomic.Int64
+	kvUsed, kvCached, prefixHits    atomic.Int64
 }
 
 // NewEngine starts an Engine's scheduler on m.
 func NewEngine(m *Model, cfg EngineConfig) *Engine {
+	e := newEngine(m, cfg)
+	go e.run()
+	return e
+}
+
+// newEngine is an Engine whose scheduler has not started.
+func newEngine(m *Model, cfg EngineConfig) *Engine {
 	cfg = cfg.withDefaults()
+	c, bs := m.Config, cfg.blockSize
+	blocks := 8 * ((c.NPositions + bs - 1) / bs)
+	switch {
+	case cfg.kvBlocks > 0:
+		blocks = cfg.kvBlocks
+	case cfg.KVCacheMB > 0:
+		blocks = max(int((int64(cfg.KVCacheMB)<<20)/kvBlockBytes(c, bs)), 1)
+	}
 	e := &Engine{
 		m: m, cfg: cfg,
+		pool:  newKVPool(c, blocks, bs),
+		limit: min(c.NPositions, blocks*bs),
 		queue: make(chan *genJob, cfg.QueueSize),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	go e.run()
 	return e
 }
 
@@ -127,7 +177,10 @@ func (e *Engine) Info() ModelInfo {
 func (e *Engine) Stats() Stats {
 	return Stats{
 		Active: int(e.active.Load()), Queued: int(e.queued.Load()), Slots: e.cfg.Slots,
-		PromptTokens: e.promptToks.Load(), GeneratedTokens: e.genToks.Load(),
+		KVBlocks: e.pool.n, KVBlocksUsed: int(e.kvUsed.Load()), KVBlocksCached: int(e.kvCached.Load()),
+		KVBlockBytes: kvBlockBytes(e.m.Config, e.pool.bs), KVBlockTokens: e.pool.bs,
+		PrefixHitTokens: e.prefixHits.Load(),
+		PromptTokens:    e.promptToks.Load(), GeneratedTokens: e.genToks.Load(),
 		Steps: e.steps.Load(), CompletedReqs: e.fin.Load(),
 	}
 }

@@ -46,8 +46,9 @@ type activations struct {
 	rows // what each row of the current pass is
 
 	// Blocked attention of prompt chunks (see attendBlock).
-	qp, sc, vt *tensor.Dense // (T, D), (T, P), (D, P)
-	qk, sv     linear        // Q·Kᵀ and S·V over views of a cache
+	qp, sc *tensor.Dense // (T, D), (T, P)
+	kt, vt *tensor.Dense // (P, D), (D, P): one head's keys and values, gathered
+	qk, sv linear        // Q·Kᵀ and S·V over views of a cache
 
 	// scores[i] is attention part i's (P) scratch: rows of a (parts, P)
 	// tensor, viewed once here.
@@ -104,7 +105,7 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 			token: make([]int, T), pos: make([]int, T), cache: make([]*KVCache, T),
 			blocked: make([]bool, T), spans: make([]span, 0, T/blockAttnMin+1),
 		},
-		qp: buf(T, D), sc: buf(T, P), vt: buf(D, P),
+		qp: buf(T, D), sc: buf(T, P), kt: buf(P, D), vt: buf(D, P),
 		heads: c.NHead, eps: c.LayerNormEpsilon, erf: c.ActivationFunction == "gelu",
 		pool: m.pool,
 	}
@@ -150,16 +151,13 @@ func (m *Model) forward(a *activations, steps []step) error {
 	return nil
 }
 
-// plan checks the steps against the vocabulary, their caches' room and
-// the activations' capacity, then records what each row of the pass is
+// plan checks the steps against the vocabulary and the activations'
+// capacity, grows their caches by the blocks their tokens need, then records what each row of the pass is
 // and which sequences' attention runs blocked (blockAttnMin tokens or
 // more). It returns the number of rows and of rows wanting logits.
 func (a *activations) plan(steps []step, vocab int) (n, nLogits int, err error) {
 	for i := range steps {
 		s := &steps[i]
-		if s.cache.n+len(s.tokens) > s.cache.ctx {
-			return 0, 0, &ContextLengthError{PromptTokens: s.cache.n, NewTokens: len(s.tokens), Limit: s.cache.ctx}
-		}
 		for _, t := range s.tokens {
 			if t < 0 || t >= vocab {
 				return 0, 0, &ParamError{Param: "token", Msg: fmt.Sprintf("id %d outside the vocabulary", t)}
@@ -170,6 +168,11 @@ func (a *activations) plan(steps []step, vocab int) (n, nLogits int, err error) 
 	}
 	if n > a.x.Shape()[0] || nLogits > a.last.Shape()[0] {
 		return 0, 0, fmt.Errorf("gpt2: step of %d tokens / %d logit rows exceeds the activations' capacity", n, nLogits)
+	}
+	for i := range steps {
+		if err := steps[i].cache.grow(steps[i].cache.n + len(steps[i].tokens)); err != nil {
+			return 0, 0, err
+		}
 	}
 	r := 0
 	a.spans = a.spans[:0]

@@ -104,8 +104,8 @@ type Prepared struct {
 // Prepare checks req's parameters, tokenizes its prompt (or checks its
 // token ids and decodes them), and resolves how many tokens it may
 // generate, refusing a prompt plus new tokens that would not fit the
-// context window. It does not touch the model's weights and works after
-// Shutdown. Errors: *ParamError, *ContextLengthError.
+// context window (or the KV cache pool, if it holds fewer positions). It
+// does not touch the model's weights and works after Shutdown. Errors: *ParamError, *ContextLengthError.
 func (e *Engine) Prepare(req Request) (*Prepared, error) {
 	if err := validate(&req); err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func (e *Engine) Prepare(req Request) (*Prepared, error) {
 	if len(ids) == 0 {
 		ids = []int{tok.EOS()}
 	}
-	limit := e.m.Config.NPositions
+	limit := e.limit // the context window, or the KV pool if smaller
 	if req.ScoreOnly {
 		if len(ids) > limit {
 			return nil, &ContextLengthError{PromptTokens: len(ids), Limit: limit}

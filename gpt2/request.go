@@ -103,6 +103,10 @@ var (
 	ErrEmptyPrompt = errors.New("gpt2: empty prompt")
 	ErrQueueFull   = errors.New("gpt2: generation queue is full")
 	ErrClosed      = errors.New("gpt2: engine is closed")
+	// ErrKVCacheFull is a step whose sequences need more KV blocks than
+	// the pool can give. The scheduler reserves blocks at admission, so
+	// it never sees it; a caller driving caches directly may.
+	ErrKVCacheFull = errors.New("gpt2: KV cache full")
 )
 
 // ContextLengthError reports a request whose prompt plus new tokens does

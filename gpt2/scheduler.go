@@ -21,7 +21,8 @@ type seq struct {
 	plps    []TokenLogprob // the prompt's scores, when the job asks for them
 	topBuf  []TopLogprob
 	first   time.Time
-	decoder bool // prompt done: feeding generated tokens
+	decoder bool  // prompt done: feeding generated tokens
+	blkToks []int // scratch: one block's tokens, for publishing it
 }
 
 // scheduler is the state of the Engine's scheduling goroutine: the slots
@@ -34,6 +35,10 @@ type scheduler struct {
 	steps  []step // this step's share of each sequence in it…
 	owners []*seq // …and the sequence it belongs to
 	active int    // slots holding a job
+	// waiting is the request at the head of the queue, taken from it but
+	// not admitted until the KV pool can hold it: requests are admitted
+	// in order, so a long one is not starved by short ones behind it.
+	waiting *genJob
 	// maxTok caps a step's tokens; scoreRows, the prompt tokens scored
 	// in one step (they need a row of logits each).
 	maxTok, scoreRows int
@@ -49,7 +54,7 @@ func (e *Engine) run() {
 			sc.step()
 		}
 	}
-	e.failAll(sc.slots)
+	e.failAll(sc)
 }
 
 func (e *Engine) newScheduler() *scheduler {
@@ -69,48 +74,100 @@ func (e *Engine) newScheduler() *scheduler {
 	}
 }
 
-// admit moves waiting requests into free slots, blocking while there is
-// nothing to do. It reports false once the Engine is shutting down.
+// admit moves waiting requests into free slots while the KV pool can
+// hold them, blocking while there is nothing to do. It reports false once
+// the Engine is shutting down.
 func (sc *scheduler) admit() bool {
 	e, m := sc.e, sc.m
 	for i := range sc.slots {
 		if sc.slots[i] != nil && sc.slots[i].j != nil {
 			continue
 		}
-		var j *genJob
-		if sc.active == 0 {
-			select {
-			case j = <-e.queue:
-			case <-e.quit:
-				return false
-			}
-		} else {
-			select {
-			case j = <-e.queue:
-			default:
+		j := sc.waiting
+		if j == nil {
+			if sc.active == 0 {
+				select {
+				case j = <-e.queue:
+				case <-e.quit:
+					return false
+				}
+			} else {
+				select {
+				case j = <-e.queue:
+				default:
+				}
 			}
 		}
 		if j == nil {
 			break
 		}
-		e.queued.Add(-1)
+		sc.waiting = nil
 		if j.ctx.Err() != nil {
+			e.queued.Add(-1)
 			e.complete(j, nil, j.ctx.Err())
 			continue
 		}
 		if sc.slots[i] == nil {
-			sc.slots[i] = &seq{cache: m.NewKVCache(), samp: newSampler(m.Config.VocabSize)}
+			sc.slots[i] = &seq{cache: e.pool.newCache(m.Config.NPositions), samp: newSampler(m.Config.VocabSize),
+				blkToks: make([]int, e.pool.bs)}
 		}
-		sc.slots[i].start(j, m.Tokenizer)
+		s := sc.slots[i]
+		ok, err := sc.reserve(s, j)
+		if err != nil {
+			e.queued.Add(-1)
+			e.complete(j, nil, err)
+			continue
+		}
+		if !ok { // wait for running sequences to free blocks
+			sc.waiting = j
+			break
+		}
+		e.queued.Add(-1)
+		s.start(j, m.Tokenizer)
 		sc.active++
 		e.active.Add(1)
 	}
+	sc.poolStats()
 	select {
 	case <-e.quit:
 		return false
 	default:
 		return true
 	}
+}
+
+// reserve gives the empty cache of s what job j needs, if the pool can:
+// the cached blocks of the longest prefix of its prompt found in the pool
+// (unless prefix caching is off or the job scores its prompt, which needs
+// every position's logits), and a promise of the blocks for the rest of
+// the prompt and every token it may generate. It reports false, changing
+// nothing, when the pool cannot hold that now, and an error when it never
+// could.
+func (sc *scheduler) reserve(s *seq, j *genJob) (bool, error) {
+	p, limit := sc.e.pool, sc.m.Config.NPositions
+	reach := min(len(j.prompt)+j.maxNew, limit)
+	total := (reach + p.bs - 1) / p.bs
+	if total > p.n {
+		return false, &ContextLengthError{PromptTokens: len(j.prompt), NewTokens: reach - len(j.prompt), Limit: sc.e.limit}
+	}
+	hit, idle := 0, 0
+	if !sc.e.cfg.NoPrefixCache && j.score < 0 {
+		hit, idle = p.matchPrefix(j.prompt)
+	}
+	if total-hit > p.available()-idle {
+		return false, nil
+	}
+	s.cache.attachPrefix(j.prompt, hit)
+	s.cache.reserve(total - hit)
+	sc.e.prefixHits.Add(int64(hit * p.bs))
+	return true, nil
+}
+
+// poolStats publishes the pool's counts for Stats.
+func (sc *scheduler) poolStats() {
+	p := sc.e.pool
+	sc.e.kvUsed.Store(int64(p.used()))
+	sc.e.kvCached.Store(int64(p.lru.len))
 }
 
 // build assembles the next step — one token per decoding sequence, then
@@ -176,6 +233,11 @@ func (sc *scheduler) step() {
 		return
 	}
 	e.steps.Add(1)
+	if !e.cfg.NoPrefixCache {
+		for _, s := range sc.owners {
+			s.cache.publish(s.j.prompt, s.gen, s.blkToks)
+		}
+	}
 	V := m.Config.VocabSize
 	for i := range sc.steps {
 		s, st := sc.owners[i], &sc.steps[i]
@@ -202,22 +264,25 @@ func (sc *scheduler) step() {
 		}
 		e.genToks.Add(1)
 	}
+	sc.poolStats()
 }
 
-// release frees s's slot and finishes its job.
+// release frees s's slot and its KV blocks, and finishes its job.
 func (sc *scheduler) release(s *seq, res *Result, err error) {
 	sc.active--
+	s.cache.Reset()
+	sc.poolStats()
 	sc.e.release(s, res, err)
 }
 
-// start puts job j into this slot.
+// start puts job j into this slot, whose cache holds the prompt's first
+// cache.Len() positions already (a cached prefix).
 func (s *seq) start(j *genJob, tok *tokenizer.Tokenizer) {
 	s.j = j
-	s.cache.Reset()
 	s.samp.reset(j.req.Temperature, j.req.TopK, j.req.TopP, j.seed)
 	s.stream = tok.NewStream()
 	s.stop = stopper{stops: j.req.Stop}
-	s.fed, s.decoder = 0, false
+	s.fed, s.decoder = s.cache.Len(), false
 	s.gen = s.gen[:0]
 	s.text = s.text[:0]
 	s.lps = nil
@@ -343,11 +408,16 @@ func (e *Engine) complete(j *genJob, res *Result, err error) {
 }
 
 // failAll ends every running and queued job with ErrClosed.
-func (e *Engine) failAll(slots []*seq) {
-	for _, s := range slots {
+func (e *Engine) failAll(sc *scheduler) {
+	for _, s := range sc.slots {
 		if s != nil && s.j != nil {
-			e.release(s, nil, ErrClosed)
+			sc.release(s, nil, ErrClosed)
 		}
+	}
+	if j := sc.waiting; j != nil {
+		sc.waiting = nil
+		e.queued.Add(-1)
+		e.complete(j, nil, ErrClosed)
 	}
 	for {
 		select {

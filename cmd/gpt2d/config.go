@@ -29,7 +29,11 @@ type Config struct {
 	ModelName string // --model-name, GPT2D_MODEL_NAME
 	Slots     int    // --slots, GPT2D_SLOTS
 	QueueSize int    // --queue, GPT2D_QUEUE
-	Threads   int    // --threads, GPT2D_THREADS
+	KVCacheMB int    // --kv-cache-mb, GPT2D_KV_CACHE_MB (0: 8 full contexts of the model)
+	// PrefixCache reuses the KV blocks of prompt prefixes seen before
+	// (--prefix-cache, GPT2D_PREFIX_CACHE; default true).
+	PrefixCache bool
+	Threads     int // --threads, GPT2D_THREADS
 
 	// HTTP
 	Addr            string        // --addr, GPT2D_ADDR
@@ -123,6 +127,17 @@ func (b *binder) int(p *int, name, key string, def int, usage string) {
 	b.fs.IntVar(p, name, def, usage+" ("+key+")")
 }
 
+func (b *binder) bool(p *bool, name, key string, def bool, usage string) {
+	if v, ok := b.env(key); ok {
+		t, err := strconv.ParseBool(v)
+		if err != nil {
+			b.errs = append(b.errs, fmt.Errorf("%s=%q: not a boolean (true or false)", key, v))
+		}
+		def = t
+	}
+	b.fs.BoolVar(p, name, def, usage+" ("+key+")")
+}
+
 func (b *binder) dur(p *time.Duration, name, key string, def time.Duration, usage string) {
 	if v, ok := b.env(key); ok {
 		d, err := time.ParseDuration(v)
@@ -178,6 +193,8 @@ func (c *Config) bindServe(b *binder) {
 	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate and /v1/models")
 	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
+	b.int(&c.KVCacheMB, "kv-cache-mb", "GPT2D_KV_CACHE_MB", 0, "KV cache pool in MiB shared by all sequences; bounds how many run at once (0: as much as 8 full-context sequences of the model, 600 MiB for GPT-2 124M)")
+	b.bool(&c.PrefixCache, "prefix-cache", "GPT2D_PREFIX_CACHE", true, "reuse the KV cache of prompt prefixes seen before (--prefix-cache=false to turn off)")
 	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
 	b.str(&c.Addr, "addr", "GPT2D_ADDR", "127.0.0.1:8000", "listen address (loopback by default; put a TLS proxy in front for a public bind)")
 	b.int(&c.BodyLimit, "body-limit", "GPT2D_BODY_LIMIT", 64<<10, "request body limit in bytes")
@@ -254,7 +271,7 @@ func (c *Config) validate() error {
 		{"--admin-requests-per-minute", c.AdminRPM}, {"--admin-tokens-per-day", c.AdminTokensPerDay},
 		{"--max-new-tokens", c.MaxNewTokens}, {"--max-choices", c.MaxChoices}, {"--signups-per-hour", c.SignupsPerHour},
 		{"--max-conns-per-ip", c.MaxConnsPerIP}, {"--audit-max-events", c.AuditMaxEvents},
-		{"--max-sessions", c.MaxSessions}, {"--refresh-per-minute", c.RefreshRate}} {
+		{"--max-sessions", c.MaxSessions}, {"--refresh-per-minute", c.RefreshRate}, {"--kv-cache-mb", c.KVCacheMB}} {
 		if v.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative", v.name, v.n)
 		}

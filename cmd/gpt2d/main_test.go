@@ -380,6 +380,15 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		cfg.JWTSecret != want.JWTSecret || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.1 10.0.0.2]" {
 		t.Fatalf("config = %+v", cfg)
 	}
+	if !cfg.PrefixCache || cfg.KVCacheMB != 0 {
+		t.Errorf("KV defaults: prefix cache %v, %d MiB", cfg.PrefixCache, cfg.KVCacheMB)
+	}
+	env["GPT2D_KV_CACHE_MB"], env["GPT2D_PREFIX_CACHE"] = "4096", "false"
+	if cfg, err = parse(env, "--kv-cache-mb", "2048"); err != nil || cfg.PrefixCache || cfg.KVCacheMB != 2048 {
+		t.Errorf("KV settings: %v, prefix cache %v, %d MiB (flag over env)", err, cfg.PrefixCache, cfg.KVCacheMB)
+	}
+	delete(env, "GPT2D_KV_CACHE_MB")
+	delete(env, "GPT2D_PREFIX_CACHE")
 
 	bad := []struct {
 		name string
@@ -394,6 +403,8 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		{"negative rate limit", nil, []string{"--user-requests-per-minute", "-1"}},
 		{"negative token quota", map[string]string{"GPT2D_ADMIN_TOKENS_PER_DAY": "-5"}, nil},
 		{"metrics token as a flag", nil, []string{"--metrics-token", "abc"}},
+		{"bool env not a bool", map[string]string{"GPT2D_PREFIX_CACHE": "sometimes"}, nil},
+		{"negative KV cache", nil, []string{"--kv-cache-mb", "-1"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,7 +164,8 @@ wait:
 				break wait
 			}
 			model = l.m
-			engine = gpt2.NewEngine(model, gpt2.EngineConfig{Slots: cfg.Slots, QueueSize: cfg.QueueSize})
+			engine = gpt2.NewEngine(model, gpt2.EngineConfig{Slots: cfg.Slots, QueueSize: cfg.QueueSize,
+				KVCacheMB: cfg.KVCacheMB, NoPrefixCache: !cfg.PrefixCache})
 			srv.SetModelLoadTime(l.took)
 			srv.SetGenerator(engine)
 		case err := <-served:
