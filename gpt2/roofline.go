@@ -1,6 +1,9 @@
 package gpt2
 
 import (
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -138,24 +141,58 @@ func MeasureRoofline(threads int) Roofline {
 		if loop == nil {
 			return 0
 		}
-		// Short runs, many of them: the best catches a moment when no
-		// other process holds a core.
-		const iters = 1 << 14
-		all := func(start, end int) {
-			for range end - start {
-				loop(iters)
-			}
-		}
-		var best float64
-		for range 20 {
-			t := time.Now()
-			p.For(p.Size(), all)
-			best = max(best, float64(p.Size())*iters*ops/time.Since(t).Seconds()/1e9)
-		}
-		return best
+		return measurePeak(p.Size(), loop, ops)
 	}
 	r.PeakGFLOPs = peak(f32, f32Ops)
 	r.PeakBF16GFLOPs = peak(bf16, bf16Ops)
 	r.PeakI8GOPs = peak(i8Loop, i8Ops)
 	return r
+}
+
+// peakIters is how many iterations of a peak loop one thread runs per
+// repetition: 24 independent instructions each, so about 50 M cycles
+// (15 ms at 3.5 GHz at one instruction per cycle) — long enough that the
+// threads' start-up is lost in it.
+const peakIters = 1 << 21
+
+// measurePeak returns the best rate (G ops/s) of threads goroutines each
+// running loop(peakIters) at the same time, over a few repetitions. Each
+// thread times its own run once all are running (they meet at a spinning
+// barrier, not a wake-up, so none starts before the others are up), and
+// the rate is the operations done over the span from the first start to
+// the last end: a thread that lost its core to another process lengthens
+// the span, so only repetitions where every thread had a core count as
+// the best.
+func measurePeak(threads int, loop func(int), ops float64) float64 {
+	var best float64
+	for range 12 {
+		var ready atomic.Int32
+		var wg sync.WaitGroup
+		starts, ends := make([]time.Time, threads), make([]time.Time, threads)
+		for i := range threads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ready.Add(1)
+				for ready.Load() < int32(threads) {
+					runtime.Gosched()
+				}
+				starts[i] = time.Now()
+				loop(peakIters)
+				ends[i] = time.Now()
+			}()
+		}
+		wg.Wait()
+		first, last := starts[0], ends[0]
+		for i := range threads {
+			if starts[i].Before(first) {
+				first = starts[i]
+			}
+			if ends[i].After(last) {
+				last = ends[i]
+			}
+		}
+		best = max(best, float64(threads)*peakIters*ops/last.Sub(first).Seconds()/1e9)
+	}
+	return best
 }
