@@ -107,7 +107,7 @@ func peakRSSMB() float64 {
 
 // BenchmarkPrefill measures prompt processing of a 124M-shape model.
 func BenchmarkPrefill(b *testing.B) {
-	for _, dt := range []weights.DType{weights.F32, weights.BF16, weights.I8} {
+	for _, dt := range []weights.DType{weights.F32, weights.BF16, weights.F16, weights.I8} {
 		m := benchModel(b, dt)
 		for _, n := range []int{128, 512} {
 			b.Run(fmt.Sprintf("%s/tokens=%d", dt, n), func(b *testing.B) {

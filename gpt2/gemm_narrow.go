@@ -14,6 +14,11 @@ import (
 //   - bf16 weights meet the input rounded to bf16 (nearest even); the
 //     products of two bf16 are exact in float32 and are summed in float32,
 //     so the only loss is the rounding of the input (relative 2⁻⁹).
+//   - f16 weights take the same path, each rounded to bf16 as its panel
+//     is packed (f16 → f32 exactly, then to nearest even bf16): three
+//     mantissa bits of the weights are lost, as a bf16 conversion of the
+//     model would lose them, for twice the float32 FMA rate. The stored
+//     weights stay f16 and decode (the dot kernels) reads them in full.
 //   - int8 weights meet the input quantised to int8 per row and per
 //     gemmKC-column block, symmetric, with scale max|x|/127 over the
 //     block; the products are summed exactly in int32 and each block's sum
@@ -44,7 +49,7 @@ func (k *kernels) narrowFor(m int, l *linear) narrowKind {
 		return narrowNone
 	}
 	switch {
-	case l.Type == weightBF16 && k.tileBF16 != nil:
+	case (l.Type == weightBF16 || l.Type == weightF16) && k.tileBF16 != nil:
 		return narrowBF16
 	case l.Type == weightI8 && k.tileI8 != nil:
 		return narrowI8
@@ -211,6 +216,7 @@ type narrowScratch struct {
 	bf  []uint16  // packed bf16 block
 	i8  []uint8   // packed int8 block, offset by 128
 	wsc []float32 // a ragged weight-scale segment, zero-padded
+	f   []float32 // f16 weights widened on their way to bf16
 }
 
 // narrowChunk is gemmChunk for the narrow GEMM: output columns [nr·p0,
@@ -240,7 +246,7 @@ func (lj *linearJob) narrowChunk(s *scratch, p0, p1 int) {
 			n := n0 + q*nr
 			rows := min(nr, n1-n)
 			if lj.narrow == narrowBF16 {
-				packBF16(k, ns.bf[q*step:(q+1)*step], l, n, rows, k0, kc)
+				packBF16(k, ns.bf[q*step:(q+1)*step], l, n, rows, k0, kc, &ns.f)
 			} else {
 				packI8(k, ns.i8[q*step:(q+1)*step], l, n, rows, k0, kc)
 			}
@@ -298,7 +304,9 @@ func (lj *linearJob) narrowChunk(s *scratch, p0, p1 int) {
 // packBF16 lays out W rows [n0, n0+rows), columns [k0, k0+kc) as one
 // panel of k.nr rows in pairs: dst[(p·nr+j)·2+t] = W[n0+j][k0+2p+t], zero
 // past kc and past rows. Whole panels go to k.packPairs when it is set.
-func packBF16(k *kernels, dst []uint16, l *linear, n0, rows, k0, kc int) {
+// f16 weights are packed as they are, then rounded to bf16 in place
+// through tmp, a float32 scratch buffer.
+func packBF16(k *kernels, dst []uint16, l *linear, n0, rows, k0, kc int, tmp *[]float32) {
 	nr := k.nr
 	done := 0 // pairs packed by the kernel
 	if rows == nr && k.packPairs != nil && l.In%2 == 0 && k0%2 == 0 {
@@ -320,6 +328,27 @@ func packBF16(k *kernels, dst []uint16, l *linear, n0, rows, k0, kc int) {
 			if 2*p+1 < kc {
 				d[1] = w[2*p+1]
 			}
+		}
+	}
+	if l.Type == weightF16 {
+		f16ToBF16(k, dst[:2*((kc+1)/2)*nr], tmp)
+	}
+}
+
+// f16ToBF16 rounds the f16 values in h to bf16 in place (nearest even,
+// through float32, which holds every f16 exactly), widening them a
+// stretch at a time into tmp.
+func f16ToBF16(k *kernels, h []uint16, tmp *[]float32) {
+	const stretch = 1024
+	*tmp = grow(*tmp, stretch)
+	for i := 0; i < len(h); i += stretch {
+		seg := h[i:min(i+stretch, len(h))]
+		f := (*tmp)[:len(seg)]
+		k.cvtF16(f, seg)
+		if k.roundBF16 != nil {
+			k.roundBF16(seg, f)
+		} else {
+			roundBF16Generic(seg, f)
 		}
 	}
 }

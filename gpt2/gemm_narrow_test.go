@@ -50,7 +50,7 @@ func linearWant(ks *kernels, x []float32, m int, l *linear) (want, xin []float32
 		for i, v := range x {
 			xin[i] = bf16ToF32(bf16FromF32(v))
 		}
-		linearRef(want, xin, m, l)
+		linearRef(want, xin, m, bf16Weights(l))
 	case narrowI8:
 		xin = linearI8Ref(want, x, m, l)
 	default:
@@ -58,6 +58,20 @@ func linearWant(ks *kernels, x []float32, m int, l *linear) (want, xin []float32
 		xin = x
 	}
 	return want, xin
+}
+
+// bf16Weights returns l as the bf16 GEMM multiplies it: l itself, or for
+// f16 weights a copy with each weight rounded to bf16.
+func bf16Weights(l *linear) *linear {
+	if l.Type != weightF16 {
+		return l
+	}
+	r := *l
+	r.Type, r.U16 = weightBF16, make([]uint16, len(l.U16))
+	for i, h := range l.U16 {
+		r.U16[i] = bf16FromF32(f16ToF32(h))
+	}
+	return &r
 }
 
 // linearI8Ref is the naive int8 GEMM: each input row quantised per
@@ -179,7 +193,7 @@ func TestNarrowGEMMStaysCloseToFloat32(t *testing.T) {
 	for _, c := range []struct {
 		typ weightType
 		tol float64 // RMS error over RMS output
-	}{{weightBF16, 0.005}, {weightI8, 0.03}} {
+	}{{weightBF16, 0.005}, {weightF16, 0.008}, {weightI8, 0.03}} {
 		if ks.narrowFor(smallM+1, &linear{Type: c.typ}) == narrowNone {
 			ks = narrowGenericKernels
 		}
@@ -272,6 +286,7 @@ func TestNarrowPrefillAccuracyOnFixture(t *testing.T) {
 		// 95.4%, 0.45). The random tiny model's top-1 margins are as
 		// small as 0.0065, so a few argmaxes flip at any precision.
 		{weights.BF16, 0.95, 0.3},
+		{weights.F16, 0.95, 0.3},
 		{weights.I8, 0.9, 0.8},
 	} {
 		path := filepath.Join(t.TempDir(), "model.gpt2d")

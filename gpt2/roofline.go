@@ -17,8 +17,9 @@ type Roofline struct {
 	// on a large, well-shaped problem (GFLOP/s).
 	GEMMGFLOPs float64
 	// GEMMBF16GFLOPs, GEMMF16GFLOPs and GEMMI8GFLOPs are the same product
-	// on bf16, f16 and int8 weights: bf16 × bf16 and int8 × int8 dot
-	// products where the CPU has them, else weights widened to float32.
+	// on bf16, f16 and int8 weights: bf16 × bf16 (f16 weights rounded to
+	// bf16) and int8 × int8 dot products where the CPU has them, else
+	// weights widened to float32.
 	GEMMBF16GFLOPs, GEMMF16GFLOPs, GEMMI8GFLOPs float64
 	// PeakGFLOPs is the CPU's float32 multiply-add peak over the threads:
 	// a loop of independent register-only FMAs, what no GEMM can beat.
@@ -48,7 +49,7 @@ func (r Roofline) GEMMFor(dtype string) float64 {
 // float32 FMA's.
 func (r Roofline) PeakFor(dtype string) float64 {
 	switch {
-	case dtype == "BF16" && hasBF16:
+	case (dtype == "BF16" || dtype == "F16") && hasBF16: // f16 runs the bf16 GEMM
 		return r.PeakBF16GFLOPs
 	case dtype == "I8" && hasVNNI:
 		return r.PeakI8GOPs
