@@ -10,6 +10,11 @@ import (
 // attention to run as two matrix products instead of row by row.
 const blockAttnMin = 16
 
+// attnRowBlock is how many query rows of a blocked span share one pair of
+// products in attendBlock: smaller blocks skip more of the causal mask's
+// zeros, at a pool call each.
+const attnRowBlock = 128
+
 // attention: att (n, C) = causal self-attention of each row's query (from
 // qkv (n, 3C)) over the keys and values of its sequence up to its
 // position, at layer l. It first stores the rows' own keys and values in
@@ -80,29 +85,42 @@ func (a *activations) attendBlock(sp span, h int) {
 			qp[i*D+d] = x * scale
 		}
 	}
-	// Gather the head's keys into rows of D and its values into rows of
-	// keys, block by block: the kernels want each operand contiguous.
-	kt, vt := a.kt.Float32s()[:keys*D], a.vt.Float32s()[:D*keys]
+	// Gather the head's keys into rows of D, block by block: the kernels
+	// want each operand contiguous.
+	kt := a.kt.Float32s()[:keys*D]
 	k, v := pool.kl[l], pool.vl[l]
 	for j0 := 0; j0 < keys; j0 += B {
 		nb := min(B, keys-j0)
 		head := int(c.blocks[j0/B])*pool.stride + h*B*D
 		copy(kt[j0*D:(j0+nb)*D], k[head:head+nb*D])
-		for d := 0; d < D; d++ {
-			copy(vt[d*keys+j0:d*keys+j0+nb], v[head+d*B:head+d*B+nb])
+	}
+	// Causal: rows [i0, i0+rows) see no key past p0+i0+rows, so the
+	// products run over row blocks, each against the keys it can see,
+	// which skips most of the masked upper triangle.
+	out := qp // each block's Q rows are no longer needed once its scores are
+	for i0 := 0; i0 < n; i0 += attnRowBlock {
+		rows := min(attnRowBlock, n-i0)
+		seen := p0 + i0 + rows
+		a.qk = linear{In: D, Out: seen, Type: weightF32, F32: kt[:seen*D]}
+		sc := a.sc.Float32s()[:rows*seen]
+		a.pool.linear(sc, qp[i0*D:], rows, &a.qk)
+		for i := 0; i < rows; i++ {
+			row := sc[i*seen : (i+1)*seen]
+			softmaxInPlace(row[:p0+i0+i+1])
+			clear(row[p0+i0+i+1:])
 		}
+		// The values of the keys seen, as D rows of seen.
+		vt := a.vt.Float32s()[:D*seen]
+		for j0 := 0; j0 < seen; j0 += B {
+			nb := min(B, seen-j0)
+			head := int(c.blocks[j0/B])*pool.stride + h*B*D
+			for d := 0; d < D; d++ {
+				copy(vt[d*seen+j0:d*seen+j0+nb], v[head+d*B:head+d*B+nb])
+			}
+		}
+		a.sv = linear{In: seen, Out: D, Type: weightF32, F32: vt}
+		a.pool.linear(out[i0*D:], sc, rows, &a.sv)
 	}
-	a.qk = linear{In: D, Out: keys, Type: weightF32, F32: kt}
-	sc := a.sc.Float32s()[:n*keys]
-	a.pool.linear(sc, qp, n, &a.qk)
-	for i := 0; i < n; i++ {
-		row := sc[i*keys : (i+1)*keys]
-		softmaxInPlace(row[:p0+i+1])
-		clear(row[p0+i+1:])
-	}
-	a.sv = linear{In: keys, Out: D, Type: weightF32, F32: vt}
-	out := qp // Q is no longer needed
-	a.pool.linear(out, sc, n, &a.sv)
 	for i := 0; i < n; i++ {
 		copy(att[(sp.r0+i)*C+h*D:(sp.r0+i)*C+(h+1)*D], out[i*D:(i+1)*D])
 	}
