@@ -82,6 +82,7 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	stream := fs.Bool("stream", true, "with --url: stream the completions (time to first token is measured only then)")
 	temperature := fs.Float64("temperature", 0, "with --url: sampling temperature (0: greedy)")
 	keyFile := fs.String("api-key-file", "", "with --url: file holding the API key (else GPT2D_API_KEY, else OPENAI_API_KEY)")
+	prefixTokens := fs.Int("prefix-tokens", 0, "also measure the time to first token of a prompt whose first N tokens an earlier request sent (prefix cache), against the same prompt cold, interleaved")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,10 +105,18 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	}
 	var results []benchResult
 	var shapes []modelShape // per result
+	var prefixes []prefixResult
 	for _, path := range strings.Split(*model, ",") {
 		res, shape, err := benchModel(ctx, strings.TrimSpace(path), sizes, prompts, *newTokens, *threads, *reps)
 		if err != nil {
 			return err
+		}
+		if *prefixTokens > 0 {
+			pr, err := benchPrefix(ctx, strings.TrimSpace(path), *prefixTokens, *threads, *reps)
+			if err != nil {
+				return err
+			}
+			prefixes = append(prefixes, pr)
 		}
 		results = append(results, res...)
 		for range res {
@@ -138,6 +147,11 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 				return err
 			}
 		}
+		for _, pr := range prefixes {
+			if err := enc.Encode(pr); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	fmt.Fprintf(w, "bounds: memory read %.1f GB/s; GEMM f32 %.1f, bf16 %.1f, f16 %.1f, int8 %.1f GFLOP/s; peaks: f32 FMA %.1f, bf16 dot %.1f GFLOP/s, int8 dot %.1f GOP/s (f32 GEMM = %.0f%% of its peak)\n",
@@ -154,8 +168,80 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 				res.DecodePctMemory, res.DecodeBoundTokS, res.PrefillGFLOPs, res.PrefillPctGEMM, res.DType)
 		}
 	}
+	for _, pr := range prefixes {
+		fmt.Fprintf(w, "prefix cache: %s %s, %d-token prefix + %d new prompt tokens: time to first token cold %.1f ms (%.1f-%.1f), prefix cached %.1f ms (%.1f-%.1f): %.1fx faster\n",
+			pr.Model, pr.DType, pr.PrefixTokens, pr.SuffixTokens, pr.ColdTTFTms, pr.ColdMin, pr.ColdMax, pr.WarmTTFTms, pr.WarmMin, pr.WarmMax, pr.Speedup)
+	}
 	writeRatioTable(w, results, llama)
 	return nil
+}
+
+// prefixResult is `gpt2d bench --prefix-tokens`: time to first token of a
+// prompt with a cached prefix against a cold one.
+type prefixResult struct {
+	Model        string  `json:"model"`
+	DType        string  `json:"dtype"`
+	PrefixTokens int     `json:"prefix_tokens"`
+	SuffixTokens int     `json:"suffix_tokens"`
+	Reps         int     `json:"reps"`
+	ColdTTFTms   float64 `json:"cold_ttft_ms"` // medians, then min and max
+	ColdMin      float64 `json:"cold_ttft_ms_min"`
+	ColdMax      float64 `json:"cold_ttft_ms_max"`
+	WarmTTFTms   float64 `json:"warm_ttft_ms"`
+	WarmMin      float64 `json:"warm_ttft_ms_min"`
+	WarmMax      float64 `json:"warm_ttft_ms_max"`
+	Speedup      float64 `json:"speedup"` // cold ÷ warm medians
+	HitTokens    int64   `json:"prefix_hit_tokens"`
+}
+
+// benchPrefix measures, reps times, a prompt of prefix tokens no request
+// sent before plus 16 more (cold), then the same prefix with 16 other
+// tokens (its prefix cached), one token generated each, through an
+// Engine with prefix caching on.
+func benchPrefix(ctx context.Context, path string, prefix, threads, reps int) (prefixResult, error) {
+	const suffix = 16
+	m, err := gpt2.LoadWithOptions(path, gpt2.Options{Threads: threads})
+	if err != nil {
+		return prefixResult{}, err
+	}
+	defer m.Close()
+	if prefix+suffix+1 > m.Config.NPositions {
+		return prefixResult{}, fmt.Errorf("bench: %d prefix + %d tokens exceed the context of %d", prefix, suffix, m.Config.NPositions)
+	}
+	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: 1, QueueSize: 1})
+	defer eng.Close()
+	var cold, warm []float64
+	for r := 0; r < max(reps, 1); r++ {
+		ids := make([]int, prefix+suffix)
+		for k := range ids {
+			ids[k] = (k*7919 + r*104729 + 7) % min(m.Config.VocabSize, 50000)
+		}
+		for pass, out := range []*[]float64{&cold, &warm} {
+			for k := prefix; k < len(ids); k++ {
+				ids[k] = (k*31 + pass*977 + 3) % min(m.Config.VocabSize, 50000)
+			}
+			res, err := eng.Generate(ctx, gpt2.Request{PromptIDs: ids, MaxNewTokens: 1, IgnoreEOS: true}, nil)
+			if err != nil {
+				return prefixResult{}, err
+			}
+			*out = append(*out, float64(res.TimeToFirstToken.Microseconds())/1000)
+		}
+	}
+	pr := prefixResult{Model: m.Name, DType: m.DType, PrefixTokens: prefix, SuffixTokens: suffix, Reps: len(cold),
+		HitTokens: eng.Stats().PrefixHitTokens}
+	pr.ColdTTFTms, pr.ColdMin, pr.ColdMax = medianMinMax(cold)
+	pr.WarmTTFTms, pr.WarmMin, pr.WarmMax = medianMinMax(warm)
+	if pr.WarmTTFTms > 0 {
+		pr.Speedup = pr.ColdTTFTms / pr.WarmTTFTms
+	}
+	return pr, nil
+}
+
+// medianMinMax returns the median, least and greatest of xs (not empty).
+func medianMinMax(xs []float64) (med, lo, hi float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
 }
 
 // modelShape is what the bounds need to know of a benchmarked model.
@@ -186,7 +272,9 @@ func benchModel(ctx context.Context, path string, sizes, prompts []int, newToken
 		prefillFLOPs: 2 * float64(m.Params()-int64((cfg.NPositions+cfg.VocabSize)*cfg.NEmbd)),
 	}
 	maxB := slices.Max(sizes)
-	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB})
+	// Without the prefix cache: every repetition sends the same prompts,
+	// and prefill is to be measured, not skipped.
+	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB, NoPrefixCache: true})
 	defer eng.Close()
 	var results []benchResult
 	for _, prompt := range prompts {

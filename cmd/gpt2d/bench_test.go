@@ -77,3 +77,32 @@ func TestBenchPrintsRatiosAgainstLlamaBench(t *testing.T) {
 		t.Errorf("ratios missing or invented:\n%s", table)
 	}
 }
+
+// TestBenchPrefixCache: --prefix-tokens adds a line timing a prompt whose
+// prefix an earlier request sent against a cold one; every warm request
+// took its prefix's whole blocks from the cache, no cold one did.
+func TestBenchPrefixCache(t *testing.T) {
+	var out bytes.Buffer
+	err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "8", "--new-tokens", "2",
+		"--batch", "1", "--reps", "3", "--prefix-tokens", "100", "--json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a throughput line and a prefix line, got %q", out.String())
+	}
+	var pr prefixResult
+	if err := json.Unmarshal([]byte(lines[1]), &pr); err != nil {
+		t.Fatal(err)
+	}
+	// The tiny model's 100-token prefix fills one 64-position block.
+	if pr.PrefixTokens != 100 || pr.Reps != 3 || pr.HitTokens != 3*64 || !(pr.ColdTTFTms > 0) || !(pr.WarmTTFTms > 0) ||
+		pr.ColdMin > pr.ColdTTFTms || pr.WarmTTFTms > pr.WarmMax || !(pr.Speedup > 0) {
+		t.Errorf("implausible result: %+v", pr)
+	}
+	if err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "8", "--new-tokens", "2",
+		"--batch", "1", "--reps", "1", "--prefix-tokens", "120"}); err == nil {
+		t.Error("a prefix beyond the context was accepted")
+	}
+}
