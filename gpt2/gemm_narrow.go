@@ -41,18 +41,33 @@ const (
 	narrowI8                     // int8 × int8 with tileI8
 )
 
+// The most input rows each weight type leaves to the dot kernels before
+// the narrow GEMM takes over, measured per CPU-second on one core on the
+// 124M layers' shapes (768→2304, 768→3072, 3072→768; weights in L3):
+//
+//   - int8: at 12 rows the GEMM does 1.3–1.6× the dot kernels' rate (its
+//     one 12-row strip full), at 8 rows 0.87–0.96×;
+//   - bf16: up to dot2MaxM rows the two-row kernels on bf16-rounded input
+//     are faster (the GEMM 0.5–0.85× at 8–16 rows), at 20 rows the GEMM
+//     does 1.2–1.4× the four-row kernels' rate;
+//   - f16 keeps smallM: rounding each panel to bf16 costs what the GEMM
+//     gains below it (0.95–1.13× at 40 rows, 1.2–1.4× at 48).
+const (
+	narrowMaxDotI8   = 8
+	narrowMaxDotBF16 = dot2MaxM
+)
+
 // narrowFor returns the narrow GEMM the kernels k run for m input rows of
-// l, or narrowNone. Below smallM rows the dot kernels serve, reading the
-// weights once with the input rows in float32.
+// l, or narrowNone. Up to the type's threshold above the dot kernels
+// serve, reading the weights once with the input rows in float32.
 func (k *kernels) narrowFor(m int, l *linear) narrowKind {
-	if m <= smallM {
-		return narrowNone
-	}
 	switch {
-	case (l.Type == weightBF16 || l.Type == weightF16) && k.tileBF16 != nil:
-		return narrowBF16
-	case l.Type == weightI8 && k.tileI8 != nil:
+	case l.Type == weightI8 && k.tileI8 != nil && m > narrowMaxDotI8:
 		return narrowI8
+	case l.Type == weightBF16 && k.tileBF16 != nil && m > narrowMaxDotBF16:
+		return narrowBF16
+	case l.Type == weightF16 && k.tileBF16 != nil && m > smallM:
+		return narrowBF16
 	}
 	return narrowNone
 }
