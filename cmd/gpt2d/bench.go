@@ -30,6 +30,11 @@ type benchResult struct {
 	DecodeTokS   float64 `json:"decode_tok_s"`
 	TTFTms       float64 `json:"ttft_ms"`
 	TotalSeconds float64 `json:"total_s"`
+	// EndToEndTokS is the tokens generated over the whole run, prefill
+	// and first tokens included (batch × new tokens ÷ total_s, median):
+	// the figure `gpt2d bench --url` measures over HTTP, where
+	// decode_tok_s counts only the time after the last first token.
+	EndToEndTokS float64 `json:"e2e_tok_s"`
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	LoadSeconds  float64 `json:"load_s"`
 	// Spread over --reps runs: decode and prefill rates are medians.
@@ -333,6 +338,7 @@ func summarize(runs []benchResult) benchResult {
 	res.PrefillTokS, res.PrefillMin, res.PrefillMax = med(func(r benchResult) float64 { return r.PrefillTokS })
 	res.TTFTms, _, _ = med(func(r benchResult) float64 { return r.TTFTms })
 	res.TotalSeconds, _, _ = med(func(r benchResult) float64 { return r.TotalSeconds })
+	res.EndToEndTokS, _, _ = med(func(r benchResult) float64 { return float64(r.Batch*r.NewTokens) / r.TotalSeconds })
 	return res
 }
 

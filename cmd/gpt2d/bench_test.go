@@ -29,7 +29,7 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 		}
 		if r.Batch != []int{1, 3}[i] || r.Reps != 2 || !(r.DecodeTokS > 0) || !(r.PrefillTokS > 0) ||
 			!(r.MemoryGBs > 0) || !(r.GEMMGFLOPs > 0) || !(r.DecodeBoundTokS > 0) || !(r.PeakRSSMB > 0) ||
-			!(r.DTypeGEMMGFLOPs > 0) || !(r.PrefillPctGEMM > 0) || !(r.DecodePctMemory > 0) ||
+			!(r.DTypeGEMMGFLOPs > 0) || !(r.PrefillPctGEMM > 0) || !(r.DecodePctMemory > 0) || !(r.EndToEndTokS > 0) ||
 			r.DecodeMin > r.DecodeTokS || r.DecodeTokS > r.DecodeMax {
 			t.Errorf("implausible result: %+v", r)
 		}
