@@ -503,3 +503,18 @@ func BenchmarkLinearRef(b *testing.B) {
 		}
 	}
 }
+
+func TestGEMMChunksDivideAmongWorkers(t *testing.T) {
+	for _, c := range []struct{ panels, workers, most, want int }{
+		{72, 2, 8, 6},  // 768→2304: 12 chunks, not 9
+		{96, 2, 8, 8},  // 768→3072: 12 chunks already
+		{24, 2, 8, 6},  // 768→768: 4 chunks
+		{5, 2, 8, 2},   // no size past half the first divides 5 panels evenly: keep it
+		{7, 3, 8, 2},   // the same with three workers
+		{100, 1, 8, 8}, // one worker: any size divides
+	} {
+		if got := gemmChunkPanels(c.panels, c.workers, c.most); got != c.want {
+			t.Errorf("gemmChunkPanels(%d, %d, %d) = %d, want %d", c.panels, c.workers, c.most, got, c.want)
+		}
+	}
+}

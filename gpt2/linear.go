@@ -214,13 +214,27 @@ func (p *pool) linear(out, x []float32, m int, l *linear) {
 	}
 	if j.lin.gemm {
 		panels := (l.Out + p.kern.nr - 1) / p.kern.nr
-		chunk := max(1, min((panels+2*p.n-1)/(2*p.n), gemmNC/p.kern.nr))
-		p.run(j, panels, chunk)
+		p.run(j, panels, gemmChunkPanels(panels, p.n, gemmNC/p.kern.nr))
 		return
 	}
 	blocks := (l.Out + 3) / 4
 	chunk := max((blocks+4*p.n-1)/(4*p.n), dotMinElems/(4*l.In), 1)
 	p.run(j, blocks, chunk)
+}
+
+// gemmChunkPanels returns how many of a GEMM's panels one chunk takes:
+// at most most, about a half of each worker's share, and, where a size
+// that small allows it, such that the chunks divide evenly among the
+// workers (72 panels in chunks of 8 would leave one worker a fifth chunk
+// while the other waits; chunks of 6 give each six).
+func gemmChunkPanels(panels, workers, most int) int {
+	chunk := max(1, min((panels+2*workers-1)/(2*workers), most))
+	for c := chunk; c > chunk/2; c-- {
+		if ((panels+c-1)/c)%workers == 0 {
+			return c
+		}
+	}
+	return chunk
 }
 
 // linearJob is one linear call in flight: chunks are blocks of four output
