@@ -354,6 +354,10 @@ func packBF16(k *kernels, dst []uint16, l *linear, n0, rows, k0, kc int, tmp *[]
 // through float32, which holds every f16 exactly), widening them a
 // stretch at a time into tmp.
 func f16ToBF16(k *kernels, h []uint16, tmp *[]float32) {
+	if k.f16ToBF16 != nil {
+		k.f16ToBF16(h, h)
+		return
+	}
 	const stretch = 1024
 	*tmp = grow(*tmp, stretch)
 	for i := 0; i < len(h); i += stretch {

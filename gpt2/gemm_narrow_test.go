@@ -316,3 +316,38 @@ func TestNarrowPrefillAccuracyOnFixture(t *testing.T) {
 		}
 	}
 }
+
+// TestF16ToBF16MatchesReference holds the kernels' f16 → bf16 rounding
+// (in place, as packing uses it) against bf16FromF32(f16ToF32(h)) on every
+// f16 value, in ragged lengths past the 16-lane vectors.
+func TestF16ToBF16MatchesReference(t *testing.T) {
+	all := make([]uint16, 1<<16)
+	for i := range all {
+		all[i] = uint16(i)
+	}
+	for _, ks := range append(simdKernels(), genericKernels) {
+		for _, n := range []int{1, 15, 16, 17, 33, len(all)} {
+			h := append([]uint16(nil), all[:n]...)
+			h = append(h, 0xabcd) // past the end: must stay
+			var tmp []float32
+			f16ToBF16(ks, h[:n], &tmp)
+			for i, src := range all[:n] {
+				want := bf16FromF32(f16ToF32(src))
+				if f16ToF32(src) != f16ToF32(src) { // NaN: any quiet NaN
+					if bf16ToF32(h[i]) == bf16ToF32(h[i]) {
+						t.Errorf("%s: f16 %#04x (NaN) → bf16 %#04x, not a NaN", ks.name, src, h[i])
+					}
+					continue
+				}
+				if h[i] != want {
+					t.Errorf("%s n=%d: f16 %#04x → bf16 %#04x, want %#04x", ks.name, n, src, h[i], want)
+					break
+				}
+			}
+			if h[n] != 0xabcd {
+				t.Errorf("%s n=%d: wrote past the end", ks.name, n)
+			}
+		}
+		t.Logf("%s: f16ToBF16 kernel %v", ks.name, ks.f16ToBF16 != nil)
+	}
+}

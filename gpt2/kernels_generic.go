@@ -77,6 +77,9 @@ type kernels struct {
 	absMaxBits func(x []float32) uint32
 	quantI8    func(q []int8, x []float32, inv float32) int32
 	roundBF16  func(dst []uint16, src []float32)
+	// f16ToBF16 rounds f16 values to bf16 (dst may be src), for f16
+	// weights packed for the bf16 GEMM; nil: cvtF16 then roundBF16.
+	f16ToBF16 func(dst, src []uint16)
 
 	// Widening conversions, dst[i] = src[i] (times scale for int8);
 	// len(dst) == len(src).

@@ -30,6 +30,7 @@ func narrowKernels(bf16, vnni bool) *kernels {
 	k.absMaxBits = avx512AbsMaxBits
 	k.quantI8 = avx512QuantI8
 	k.roundBF16 = avx512RoundBF16
+	k.f16ToBF16 = avx512F16ToBF16
 	if bf16 {
 		k.name += "+bf16"
 		k.tileBF16 = avx512TileBF16
@@ -101,6 +102,13 @@ func avx512RoundBF16(dst []uint16, src []float32) {
 	}
 }
 
+func avx512F16ToBF16(dst, src []uint16) {
+	if len(src) > 0 {
+		_ = dst[len(src)-1]
+		f16ToBF16AVX512(&dst[0], &src[0], len(src))
+	}
+}
+
 func avx512Dot2BF16x(out []float32, ldo int, x []uint16, ldx, m int, w []uint16, ldw, k int, bias []float32) {
 	if m <= 0 || k <= 0 {
 		return
@@ -126,6 +134,9 @@ func absMaxBitsAVX512(x *float32, n int) uint32
 
 //go:noescape
 func quantI8AVX512(q *int8, x *float32, n int, inv float32) int32
+
+//go:noescape
+func f16ToBF16AVX512(dst, src *uint16, n int)
 
 //go:noescape
 func roundBF16AVX512(dst *uint16, src *float32, n int)

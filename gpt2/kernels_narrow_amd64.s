@@ -458,3 +458,43 @@ r_tail:
 r_done:
 	VZEROUPPER
 	RET
+
+// func f16ToBF16AVX512(dst, src *uint16, n int)
+//
+// dst[i] = the f16 src[i] rounded to bf16 as bf16FromF32(f16ToF32(src[i]))
+// does (the f16 widens to float32 exactly). dst may be src.
+TEXT ·f16ToBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $1, AX
+	VPBROADCASTD AX, Z4
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z5
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z6
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z7
+	MOVL $0x40, AX
+	VPBROADCASTD AX, Z8
+	CMPQ CX, $16
+	JLT  h_tail
+h_16:
+	VCVTPH2PS (SI), Z0
+	BF16RNE(Z0, Z1)
+	VPMOVDW Z0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $16, CX
+	CMPQ CX, $16
+	JGE  h_16
+h_tail:
+	TESTQ CX, CX
+	JZ   h_done
+	NTAILMASK
+	VCVTPH2PS.Z (SI), K1, Z0
+	BF16RNE(Z0, Z1)
+	VPMOVDW Z0, K1, (DI)
+h_done:
+	VZEROUPPER
+	RET
