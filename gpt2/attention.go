@@ -20,11 +20,13 @@ const attnRowBlock = 128
 // position, at layer l. It first stores the rows' own keys and values in
 // their caches. Rows of blocked spans (long prompt chunks) run as matrix
 // products per (sequence, head); the rest (decode tokens, short chunks)
-// row by row, (row, head) pairs split across the pool.
+// in the work items planAttention listed, across the pool.
 func (a *activations) attention(att, qkv *tensor.Dense, n, l int) {
 	a.args.qkv, a.args.att, a.args.layer, a.args.n = qkv.Float32s(), att.Float32s(), l, n
+	a.args.qscale = float32(1 / math.Sqrt(float64(a.qp.Shape()[1])))
 	a.storeKV()
-	a.pool.For(len(a.scores), a.attnFn)
+	a.pool.Each(len(a.items), a.attnFn)
+	a.mergeParts()
 	for _, sp := range a.spans {
 		for h := 0; h < a.heads; h++ {
 			a.attendBlock(sp, h)
@@ -126,72 +128,166 @@ func (a *activations) attendBlock(sp span, h int) {
 	}
 }
 
-// attentionParts runs causal self-attention for a share of the (row, head)
-// pairs of the rows not blocked. Part i of len(a.scores) takes a
-// contiguous range of pairs and uses a.scores[i] as its scratch.
-func (a *activations) attentionParts(start, end int) {
+// Decode attention (flash-decoding): the rows not blocked — decode tokens
+// and short prompt chunks — attend over their context in work items of
+// (row, head, positions [p0, p1)). The items run across the pool, handed
+// out one at a time, so one sequence with a long context keeps every
+// worker busy and a worker slowed by another process takes fewer. An item
+// walks its positions block by block — each block of the paged cache is
+// one chunk for the kernels: keys (nb, D) contiguous, values D rows of nb
+// at stride B — computing every score, then its local softmax (max and
+// sum of exponentials), then the weighted sum of values; when a
+// (row, head) is split over several items, their partial results are
+// merged by the online-softmax rule (mergeParts).
+const (
+	attnPieceMin       = 4 * kvBlockSize // fewest positions worth an item of their own
+	attnItemsPerWorker = 8               // items a pass aims for per worker, splitting contexts to reach it
+)
+
+// attnItem is one work item of decode attention: row r's query of head h
+// over the positions [p0, p1) of its cache. part is the slot of its
+// partial result when the (row, head) is split over several items, or -1
+// when the item covers the whole context and writes the output itself.
+type attnItem struct {
+	r, h, p0, p1, part int32
+}
+
+// attnGroup is a (row, head) split over the partial results [part0,
+// part0+n).
+type attnGroup struct {
+	r, h, part0, n int32
+}
+
+// attnState is the softmax state of a partial result over some positions:
+// m is their largest score and l = Σ exp(s_j - m); the partial result
+// itself is Σ exp(s_j - m)·v_j.
+type attnState struct {
+	m, l float32
+}
+
+// attnTarget is the number of items decode attention aims for.
+func (a *activations) attnTarget() int { return attnItemsPerWorker * a.pool.Size() }
+
+// planAttention lists the work items of decode attention for the first n
+// rows of the pass (plan has set pos and blocked). A (row, head) is split
+// only while the pass has fewer (row, head) pairs than attnTarget, into
+// at most as many pieces as bring it there, each of pieceLen
+// (attnPieceMin) or more positions, whole blocks of the row's cache: so
+// the partial results number fewer than 2·attnTarget, the size of their
+// scratch.
+func (a *activations) planAttention(n int) {
+	a.items, a.groups = a.items[:0], a.groups[:0]
+	H := a.heads
+	pairs := 0
+	for r := 0; r < n; r++ {
+		if !a.blocked[r] {
+			pairs += H
+		}
+	}
+	target := a.attnTarget()
+	split := 1
+	if pairs > 0 && pairs < target {
+		split = (target + pairs - 1) / pairs
+	}
+	var parts int32
+	for r := 0; r < n; r++ {
+		if a.blocked[r] {
+			continue
+		}
+		ctx := a.pos[r] + 1
+		pieces := min(split, (ctx+a.pieceLen-1)/a.pieceLen)
+		if pieces <= 1 {
+			for h := 0; h < H; h++ {
+				a.items = append(a.items, attnItem{r: int32(r), h: int32(h), p1: int32(ctx), part: -1})
+			}
+			continue
+		}
+		B := a.cache[r].pool.bs
+		step := ((ctx+pieces-1)/pieces + B - 1) / B * B
+		for h := 0; h < H; h++ {
+			g := attnGroup{r: int32(r), h: int32(h), part0: parts}
+			for p0 := 0; p0 < ctx; p0 += step {
+				a.items = append(a.items, attnItem{r: int32(r), h: int32(h), p0: int32(p0), p1: int32(min(p0+step, ctx)), part: parts})
+				parts++
+				g.n++
+			}
+			a.groups = append(a.groups, g)
+		}
+	}
+}
+
+// attendItem runs decode attention's work item i with slot's scratch.
+func (a *activations) attendItem(slot, i int) {
+	it := a.items[i]
 	qkv, att, l := a.args.qkv, a.args.att, a.args.layer
 	H, D := a.heads, a.qp.Shape()[1]
 	C := H * D
-	total := a.args.n * H
-	parts := len(a.scores)
-	scale := float32(1 / math.Sqrt(float64(D)))
-	for part := start; part < end; part++ {
-		lo, hi := part*total/parts, (part+1)*total/parts
-		scores := a.scores[part]
-		for pair := lo; pair < hi; pair++ {
-			r, h := pair/H, pair%H
-			if a.blocked[r] {
-				continue
-			}
-			c := a.cache[r]
-			q := qkv[r*3*C+h*D : r*3*C+(h+1)*D]
-			out := att[r*C+h*D : r*C+(h+1)*D]
-			attendPaged(out, q, c.pool.kl[l], c.pool.vl[l], c.blocks, c.pool.stride, h*c.pool.bs*D, c.pool.bs,
-				scores[:a.pos[r]+1], scale)
-		}
+	r, h := int(it.r), int(it.h)
+	c := a.cache[r]
+	q := qkv[r*3*C+h*D : r*3*C+(h+1)*D]
+	acc := att[r*C+h*D : r*C+(h+1)*D]
+	if it.part >= 0 {
+		acc = a.parts[it.part]
 	}
+	p0, p1 := int(it.p0), int(it.p1)
+	st := attendSpan(a.pool.kern.attn, acc, q, c.pool.kl[l], c.pool.vl[l], c.blocks, c.pool.stride, h*c.pool.bs*D, c.pool.bs,
+		p0, a.scores[slot][:p1-p0], a.args.qscale)
+	if it.part < 0 {
+		scale(acc, 1/st.l)
+		return
+	}
+	a.partSt[it.part] = st
 }
 
-// attendHead computes one head's attention output for one query:
-// out (D) = softmax(q·Kᵀ·scale) · V, where K is the (n, D) keys of the
-// positions the query may see, vt holds Vᵀ as D rows of stride ldv (the
-// first n of each are those positions' values), and scores is (n)
-// scratch. Both products are dot products over long contiguous rows.
-func attendHead(out, q, k, vt []float32, ldv int, scores []float32, scale float32) {
-	D, n := len(q), len(scores)
-	for j := range scores {
-		scores[j] = dot(q, k[j*D:(j+1)*D]) * scale
-	}
-	softmaxInPlace(scores)
-	for d := range out {
-		out[d] = dot(scores, vt[d*ldv:d*ldv+n])
-	}
-}
-
-// attendPaged is attendHead over a paged cache: the n = len(scores)
-// positions the query may see are in blocks of B, position j in block
-// blocks[j/B], whose head's keys are the (B, D) run at
+// attendSpan computes one head's attention of query q (D) over the
+// positions [p0, p0+len(s)) of a paged cache, p0 a multiple of B: position
+// j is in block blocks[j/B], whose head's keys are the (B, D) run at
 // k[blocks[j/B]·stride + head …] and values the (D, B) run at the same
-// offset of v. It computes every score, the softmax over all of them,
-// then the weighted sum of values block by block.
-func attendPaged(out, q, k, v []float32, blocks []int32, stride, head, B int, scores []float32, scale float32) {
-	D, n := len(q), len(scores)
-	for j0 := 0; j0 < n; j0 += B {
-		kb := k[int(blocks[j0/B])*stride+head:]
-		for j := j0; j < min(j0+B, n); j++ {
-			scores[j] = dot(q, kb[(j-j0)*D:(j-j0+1)*D]) * scale
-		}
+// offset of v. It sets acc (D) to Σ exp(s_j - m)·v_j with s (scratch) the
+// scaled scores, and returns m = max s_j and l = Σ exp(s_j - m): acc / l
+// is the attention output over those positions.
+func attendSpan(ak *attnKernels, acc, q, k, v []float32, blocks []int32, stride, head, B, p0 int, s []float32, qscale float32) attnState {
+	D, n := len(q), len(s)
+	for j := 0; j < n; j += B {
+		nb := min(B, n-j)
+		blk := int(blocks[(p0+j)/B])*stride + head
+		ak.scores(s[j:j+nb], q, k[blk:blk+nb*D], qscale)
 	}
-	softmaxInPlace(scores)
-	clear(out)
-	for j0 := 0; j0 < n; j0 += B {
-		nb := min(B, n-j0)
-		vb := v[int(blocks[j0/B])*stride+head:]
-		s := scores[j0 : j0+nb]
-		for d := range out {
-			out[d] += dot(s, vb[d*B:d*B+nb])
+	st := attnState{m: maxf(s)}
+	st.l = expShiftSum(s, st.m)
+	clear(acc)
+	for j := 0; j < n; j += B {
+		nb := min(B, n-j)
+		blk := int(blocks[(p0+j)/B])*stride + head
+		ak.values(acc, s[j:j+nb], v[blk:blk+(D-1)*B+nb], B)
+	}
+	return st
+}
+
+// mergeParts combines the partial results of every split (row, head) into
+// its attention output: with M the largest of the parts' maxima, out =
+// Σ accᵢ·exp(mᵢ-M) / Σ lᵢ·exp(mᵢ-M).
+func (a *activations) mergeParts() {
+	att := a.args.att
+	D := a.qp.Shape()[1]
+	C := a.heads * D
+	for _, g := range a.groups {
+		sts := a.partSt[g.part0 : g.part0+g.n]
+		mx := float32(math.Inf(-1))
+		for _, st := range sts {
+			mx = max(mx, st.m)
 		}
+		out := att[int(g.r)*C+int(g.h)*D : int(g.r)*C+int(g.h+1)*D]
+		clear(out)
+		var sum float32
+		for i, st := range sts {
+			f := expf(st.m - mx)
+			sum += st.l * f
+			for d, v := range a.parts[int(g.part0)+i] {
+				out[d] += f * v
+			}
+		}
+		scale(out, 1/sum)
 	}
 }
 

@@ -201,3 +201,74 @@ func TestDecodeStepDoesNotAllocate(t *testing.T) {
 		t.Errorf("decode step allocates %.1f times", allocs)
 	}
 }
+
+// BenchmarkDecodeContext times one batch-1 decode step at a given context
+// length (the cache filled with random keys and values and rewound to the
+// same position each step), interleaving the lengths per weight type so
+// the ratios decode@1000 / decode@16 come from one run.
+func BenchmarkDecodeContext(b *testing.B) {
+	for _, dt := range []weights.DType{weights.F32, weights.BF16, weights.I8} {
+		m := benchModel(b, dt)
+		for _, ctx := range []int{16, 512, 1000} {
+			b.Run(fmt.Sprintf("%s/ctx=%d", dt, ctx), func(b *testing.B) {
+				a := m.newActivations(1, 1)
+				cache := m.NewKVCache()
+				fillKVCache(cache, 3)
+				tok := []int{464}
+				st := make([]step, 1)
+				b.ResetTimer()
+				cpu0 := cpuTime()
+				for range b.N {
+					cache.n = ctx
+					st[0] = step{cache: cache, tokens: tok, wantLogits: true}
+					if err := m.forward(a, st); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") // time descheduled left out
+			})
+		}
+	}
+}
+
+// fillKVCache fills every block of c's pool with random keys and values.
+func fillKVCache(c *KVCache, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for _, t := range []*tensor.Dense{c.pool.k, c.pool.v} {
+		for i, f := 0, t.Float32s(); i < len(f); i++ {
+			f[i] = float32(rng.NormFloat64())
+		}
+	}
+}
+
+// BenchmarkDecodeAttention times the attention of one batch-1 decode step
+// (every layer, keys and values stored included) at a given context
+// length, apart from the weights: its cost per context position.
+func BenchmarkDecodeAttention(b *testing.B) {
+	m := benchModel(b, weights.F32)
+	for _, ctx := range []int{16, 512, 1000} {
+		b.Run(fmt.Sprintf("ctx=%d", ctx), func(b *testing.B) {
+			a := m.newActivations(1, 1)
+			cache := m.NewKVCache()
+			fillKVCache(cache, 3)
+			cache.n = ctx
+			rng := rand.New(rand.NewPCG(5, 6))
+			for i, q := 0, a.qkv.Float32s(); i < len(q); i++ {
+				q[i] = float32(rng.NormFloat64())
+			}
+			st := []step{{cache: cache, tokens: []int{464}, wantLogits: true}}
+			if _, _, err := a.plan(st, m.Config.VocabSize); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for range b.N {
+				for l := range m.layers {
+					a.attention(a.att, a.qkv, 1, l)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") // time descheduled left out
+		})
+	}
+}

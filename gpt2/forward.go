@@ -50,9 +50,18 @@ type activations struct {
 	kt, vt *tensor.Dense // (P, D), (D, P): one head's keys and values, gathered
 	qk, sv linear        // Q·Kᵀ and S·V over views of a cache
 
-	// scores[i] is attention part i's (P) scratch: rows of a (parts, P)
-	// tensor, viewed once here.
+	// Decode attention (see planAttention): the work items of the pass
+	// and the (row, head)s split over several, each item's partial result
+	// ((2·attnTarget, D) rows, and their softmax states), and the (P)
+	// score scratch of each pool slot, all viewed once here.
+	items  []attnItem
+	groups []attnGroup
+	parts  [][]float32
+	partSt []attnState
 	scores [][]float32
+	// pieceLen is attnPieceMin; tests shrink it to split a tiny model's
+	// contexts.
+	pieceLen int
 
 	heads int     // H: attention heads
 	eps   float64 // layer norm epsilon
@@ -60,9 +69,10 @@ type activations struct {
 
 	// The pool runs closures made once, here, so that calling them
 	// allocates nothing; each operation sets its operands in args first.
-	pool                   *pool
-	args                   opArgs
-	normFn, geluFn, attnFn func(start, end int)
+	pool           *pool
+	args           opArgs
+	normFn, geluFn func(start, end int)
+	attnFn         func(slot, i int)
 }
 
 // rows describes each row of the pass in flight, set by plan.
@@ -87,6 +97,7 @@ type opArgs struct {
 	cols          int
 	qkv, att      []float32 // attention over n rows at layer
 	n, layer      int
+	qscale        float32 // 1/√D
 }
 
 // newActivations allocates buffers for steps of up to maxTokens tokens and
@@ -109,8 +120,14 @@ func (m *Model) newActivations(maxTokens, maxSeqs int) *activations {
 		heads: c.NHead, eps: c.LayerNormEpsilon, erf: c.ActivationFunction == "gelu",
 		pool: m.pool,
 	}
-	a.scores = rowViews(buf(m.pool.Size()*4, P))
-	a.normFn, a.geluFn, a.attnFn = a.normRows, a.geluRows, a.attentionParts
+	target := a.attnTarget()
+	a.items = make([]attnItem, 0, T*c.NHead+2*target)
+	a.groups = make([]attnGroup, 0, target)
+	a.parts = rowViews(buf(2*target, D))
+	a.partSt = make([]attnState, 2*target)
+	a.scores = rowViews(buf(m.pool.Size(), P))
+	a.pieceLen = attnPieceMin
+	a.normFn, a.geluFn, a.attnFn = a.normRows, a.geluRows, a.attendItem
 	return a
 }
 
@@ -187,6 +204,7 @@ func (a *activations) plan(steps []step, vocab int) (n, nLogits int, err error) 
 			r++
 		}
 	}
+	a.planAttention(n)
 	return n, nLogits, nil
 }
 

@@ -2,7 +2,6 @@ package gpt2
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"gpt2d/weights"
@@ -20,53 +19,6 @@ func TestExpfAccuracy(t *testing.T) {
 	for _, c := range []struct{ x, want float32 }{{-1000, 0}, {0, 1}, {1000, float32(math.Inf(1))}} {
 		if got := expf(c.x); got != c.want {
 			t.Errorf("expf(%g) = %g, want %g", c.x, got, c.want)
-		}
-	}
-}
-
-// TestAttendHeadMatchesNaive holds the decode attention (keys as rows,
-// values transposed with a stride) against a float64 softmax attention.
-func TestAttendHeadMatchesNaive(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{1, 2, 7, 64, 301} {
-		const D, P = 64, 512
-		q := make([]float32, D)
-		k := make([]float32, n*D)
-		vt := make([]float32, D*P) // (D, P): only the first n of each row are used
-		for i := range q {
-			q[i] = float32(rng.NormFloat64())
-		}
-		for i := range k {
-			k[i] = float32(rng.NormFloat64())
-		}
-		for i := range vt {
-			vt[i] = float32(rng.NormFloat64())
-		}
-		scale := 1 / math.Sqrt(D)
-		w := make([]float64, n)
-		mx := math.Inf(-1)
-		for j := range w {
-			for d := 0; d < D; d++ {
-				w[j] += float64(q[d]) * float64(k[j*D+d])
-			}
-			w[j] *= scale
-			mx = math.Max(mx, w[j])
-		}
-		sum := 0.0
-		for j := range w {
-			w[j] = math.Exp(w[j] - mx)
-			sum += w[j]
-		}
-		out := make([]float32, D)
-		attendHead(out, q, k, vt, P, make([]float32, n), float32(scale))
-		for d := 0; d < D; d++ {
-			want := 0.0
-			for j := range w {
-				want += w[j] / sum * float64(vt[d*P+j])
-			}
-			if math.Abs(float64(out[d])-want) > 1e-5 {
-				t.Fatalf("n=%d d=%d: %g, want %g", n, d, out[d], want)
-			}
 		}
 	}
 }

@@ -59,6 +59,7 @@ var avx512Kernels = &kernels{
 	cvtBF16:  avx512CvtBF16,
 	cvtF16:   avx512CvtF16,
 	cvtI8:    avx512CvtI8,
+	attn:     avx512Attn,
 }
 
 // The wrappers check bounds once, so the assembly cannot run off a slice.

@@ -25,6 +25,7 @@ var avx2Kernels = &kernels{
 	cvtBF16:  avx2CvtBF16,
 	cvtF16:   avx2CvtF16,
 	cvtI8:    avx2CvtI8,
+	attn:     avx2Attn,
 }
 
 func avx2Rows1(out, x []float32, l *linear, o0, o1 int) {

@@ -86,6 +86,9 @@ type kernels struct {
 	cvtBF16 func(dst []float32, src []uint16)
 	cvtF16  func(dst []float32, src []uint16)
 	cvtI8   func(dst []float32, src []int8, scale float32)
+
+	// attn is decode attention's chunk kernels (kernels_attn.go).
+	attn *attnKernels
 }
 
 // genericKernels is the pure-Go implementation, used where no SIMD one
@@ -101,6 +104,7 @@ var genericKernels = &kernels{
 	cvtBF16: cvtBF16Generic,
 	cvtF16:  cvtF16Generic,
 	cvtI8:   cvtI8Generic,
+	attn:    genericAttn,
 }
 
 func dot4Generic(out []float32, ldo int, x []float32, ldx, m int, w []float32, ldw, k int, bias []float32) {

@@ -378,3 +378,12 @@ func (c *KVCache) publish(prompt, gen []int, buf []int) {
 		c.hashes = append(c.hashes, h)
 	}
 }
+
+// kvKind is the element type a KV cache stores its keys and values in.
+type kvKind uint8
+
+const (
+	kvF32  kvKind = iota // float32
+	kvBF16               // bfloat16 bits
+	kvF16                // IEEE 754 half-precision bits
+)

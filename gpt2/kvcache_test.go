@@ -173,8 +173,9 @@ func TestPrefixMatching(t *testing.T) {
 }
 
 // TestAttendPagedMatchesAttendHead holds the paged decode attention
-// against the contiguous one, on block sizes and lengths that leave
-// ragged last blocks and on blocks scattered through the pool.
+// (attendSpan) against the same keys and values contiguous (one block of
+// all n positions), on block sizes and lengths that leave ragged last
+// blocks and on blocks scattered through the pool.
 func TestAttendPagedMatchesAttendHead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const D, H = 64, 3
@@ -206,8 +207,10 @@ func TestAttendPagedMatchesAttendHead(t *testing.T) {
 				q[i] = rng.Float32()*2 - 1
 			}
 			want, got := make([]float32, D), make([]float32, D)
-			attendHead(want, q, kc, vc, n, make([]float32, n), 0.125)
-			attendPaged(got, q, k, v, blocks, stride, h*B*D, B, make([]float32, n), 0.125)
+			stw := attendSpan(genericAttn, want, q, kc, vc, []int32{0}, n*D, 0, n, 0, make([]float32, n), 0.125)
+			scale(want, 1/stw.l)
+			st := attendSpan(bestKernels().attn, got, q, k, v, blocks, stride, h*B*D, B, 0, make([]float32, n), 0.125)
+			scale(got, 1/st.l)
 			for d := range want {
 				if math.Abs(float64(got[d]-want[d])) > 1e-5 {
 					t.Fatalf("B=%d n=%d: out[%d] = %g, want %g", B, n, d, got[d], want[d])

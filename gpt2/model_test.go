@@ -382,3 +382,45 @@ func TestWeightBytesCountsTheMatrices(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestSplitDecodeAttentionMatchesBlocked decodes a 120-token context one
+// token at a time with decode attention split into many work items
+// (pieces of one block), and holds every step's
+// logits against PromptLogits, whose 64-token chunks run attention as
+// matrix products: the online-softmax merges against the plain softmax.
+func TestSplitDecodeAttentionMatchesBlocked(t *testing.T) {
+	m := loadTiny(t)
+	var ids []int
+	for _, p := range loadReference(t).Prompts {
+		ids = append(ids, p.IDs...)
+	}
+	for len(ids) < 120 {
+		ids = append(ids, ids...)
+	}
+	ids = ids[:120]
+	full, err := m.PromptLogits(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := m.Config.VocabSize
+	a := m.newActivations(1, 1)
+	a.pieceLen = 1
+	cache := m.NewKVCache()
+	split := false
+	for pos := range ids {
+		st := []step{{cache: cache, tokens: ids[pos : pos+1], wantLogits: true}}
+		if err := m.forward(a, st); err != nil {
+			t.Fatal(err)
+		}
+		split = split || len(a.groups) > 0
+		want := full[pos*V : (pos+1)*V]
+		for i := range want {
+			if d := math.Abs(float64(st[0].logits[i] - want[i])); d > 1e-4 {
+				t.Fatalf("pos %d token %d: split decode %g, blocked %g", pos, i, st[0].logits[i], want[i])
+			}
+		}
+	}
+	if !split {
+		t.Fatal("no (row, head) was split over several work items")
+	}
+}

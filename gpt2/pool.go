@@ -206,11 +206,34 @@ func (p *pool) For(total int, fn func(start, end int)) {
 	p.run(j, total, (total+parts-1)/parts)
 }
 
+// Each runs fn(slot, i) for every i in [0, total), handing the indices
+// out one at a time to the calling goroutine and the idle workers, so a
+// worker slowed by another process takes fewer; it returns when all are
+// done. slot < Size numbers the goroutines of the run: no two hold the
+// same slot at once, so fn may use per-slot scratch. As with For, keep
+// one func value on a hot path.
+func (p *pool) Each(total int, fn func(slot, i int)) {
+	if total <= 0 {
+		return
+	}
+	if p.n == 1 || total == 1 {
+		for i := 0; i < total; i++ {
+			fn(0, i)
+		}
+		return
+	}
+	j := p.job()
+	j.each = fn
+	p.run(j, total, 1)
+}
+
 // job is one posted loop: chunk i covers units [i*chunk, min((i+1)*chunk,
-// total)) and runs fn, or the linear layer in lin when fn is nil.
+// total)) and runs fn, each for every unit, or the linear layer in lin
+// when both are nil.
 type job struct {
 	p     *pool
 	fn    func(start, end int)
+	each  func(slot, i int)
 	lin   linearJob
 	total int
 	chunk int
@@ -270,7 +293,7 @@ func (p *pool) run(j *job, total, chunk int) {
 		p.mu.Unlock()
 	}
 	j.await()
-	j.fn = nil
+	j.fn, j.each = nil, nil
 	j.lin = linearJob{}
 	j.release()
 }
@@ -288,9 +311,14 @@ func (j *job) work() {
 		}
 		start := i * j.chunk
 		end := min(start+j.chunk, j.total)
-		if j.fn != nil {
+		switch {
+		case j.each != nil:
+			for u := start; u < end; u++ {
+				j.each(slot, u)
+			}
+		case j.fn != nil:
 			j.fn(start, end)
-		} else {
+		default:
 			j.lin.run(&j.scratch[slot], start, end)
 		}
 		if j.left.Add(-1) == 0 {

@@ -189,3 +189,33 @@ func BenchmarkForOverhead(b *testing.B) {
 		p.For(p.Size(), fn)
 	}
 }
+
+// TestEachVisitsEveryIndexOnceWithOwnSlots checks that Each hands every
+// index out once and that no two goroutines hold the same slot at once
+// (each slot's counter is taken while its index runs).
+func TestEachVisitsEveryIndexOnceWithOwnSlots(t *testing.T) {
+	for _, w := range watchTimes {
+		for _, n := range []int{1, 2, 3, 8} {
+			p := newPoolWatch(n, w)
+			for _, total := range []int{0, 1, 2, 3, 7, 100, 1001} {
+				v := &visits{n: make([]atomic.Int32, total)}
+				busy := make([]atomic.Int32, n)
+				var bad atomic.Int32
+				p.Each(total, func(slot, i int) {
+					if slot < 0 || slot >= n || busy[slot].Add(1) != 1 {
+						bad.Add(1)
+						return
+					}
+					v.fn(i, i+1)
+					runtime.Gosched()
+					busy[slot].Add(-1)
+				})
+				if bad.Load() != 0 {
+					t.Fatalf("n=%d total=%d: %d indices ran on a slot out of range or in use", n, total, bad.Load())
+				}
+				v.check(t, "Each")
+			}
+			p.Close()
+		}
+	}
+}
