@@ -125,6 +125,9 @@ func loadBench(ctx context.Context, w, stderr io.Writer, cfg loadConfig, asJSON 
 			r.ClientCPU = 100 * cpu[k].Seconds() / wall[k].Seconds()
 			if r.Errors > 0 {
 				fmt.Fprintf(stderr, "bench: %s, %d clients: %d of %d requests failed; first: %s\n", r.URL, n, r.Errors, r.Errors+r.Requests, r.FirstError)
+				if strings.Contains(r.FirstError, limitConcurrentSequences) || strings.Contains(r.FirstError, "generations in progress") {
+					fmt.Fprintf(stderr, "bench: gpt2d lets one user run half its slots at once: serve with --user-sequences -1 to load it through one key\n")
+				}
 			}
 			results = append(results, *r)
 		}
@@ -146,6 +149,11 @@ func loadBench(ctx context.Context, w, stderr io.Writer, cfg loadConfig, asJSON 
 	}
 	return nil
 }
+
+// limitConcurrentSequences is the limit gpt2d's own routes name in a 429
+// when one user has --user-sequences generations running (its OpenAI
+// routes say "Too many generations in progress").
+const limitConcurrentSequences = "concurrent_sequences"
 
 // loadSample is one request's outcome.
 type loadSample struct {

@@ -70,6 +70,16 @@ func TestBenchLoadsARunningServer(t *testing.T) {
 		t.Errorf("no ratio row in:\n%s", out)
 	}
 
+	// One user's cap on sequences: the failures are counted and named.
+	capped := startServe(t, filepath.Join(t.TempDir(), "gpt2d.db"), []string{"GPT2D_API_KEY=" + key}, "--slots", "2", "--user-sequences", "1",
+		"--max-new-tokens", "120")
+	out, stderr, err = run("--url", capped.url, "--clients", "4", "--requests", "3", "--prompt-tokens", "3", "--new-tokens", "120", "--reps", "1", "--json")
+	var r loadResult
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil || r.Errors == 0 || r.Requests == 0 || r.Errors+r.Requests != 12 ||
+		!strings.Contains(r.FirstError, "429") || !strings.Contains(stderr, "--user-sequences -1") {
+		t.Errorf("a capped server: %v %+v\n%s", err, r, stderr)
+	}
+
 	// A wrong key, a bad URL and in-process flags are refused.
 	t.Setenv("GPT2D_API_KEY", "sk-wrong-key-0123456789")
 	if _, _, err := run("--url", s.url); err == nil || !strings.Contains(err.Error(), "401") {
