@@ -303,9 +303,20 @@ func (a *activations) normRows(start, end int) {
 	}
 }
 
-// layerNormRow: out = (x - mean) / sqrt(var + eps) * w + b, all (C).
-// Statistics accumulate in float64.
+// layerNormRow: out = (x - mean) / sqrt(var + eps) * w + b, all (C), on
+// 16 lanes where the CPU has AVX-512 and C is a multiple of 16 (every
+// GPT-2 width), else as layerNormRowGeneric.
 func layerNormRow(out, x, w, b []float32, eps float64) {
+	if hasAVX512 && len(x) > 0 && len(x)%16 == 0 {
+		layerNormVec(out, x, w, b, float32(eps))
+		return
+	}
+	layerNormRowGeneric(out, x, w, b, eps)
+}
+
+// layerNormRowGeneric is layerNormRow with statistics accumulated in
+// float64, the reference the vector kernel is held against.
+func layerNormRowGeneric(out, x, w, b []float32, eps float64) {
 	var sum float64
 	for _, v := range x {
 		sum += float64(v)

@@ -13,6 +13,15 @@ func geluVec(h []float32) {
 	}
 }
 
+func layerNormVec(out, x, w, b []float32, eps float32) {
+	n := len(x)
+	_, _, _ = out[n-1], w[n-1], b[n-1]
+	layerNormAVX512(&out[0], &x[0], &w[0], &b[0], n, eps)
+}
+
+//go:noescape
+func layerNormAVX512(out, x, w, b *float32, n int, eps float32)
+
 //go:noescape
 func expShiftSumAVX512(x *float32, n int, shift float32) float32
 

@@ -132,3 +132,108 @@ g_tail:
 g_done:
 	VZEROUPPER
 	RET
+
+// HSUM sets X(z) to the sum of the 16 lanes of z, using Z15.
+#define HSUMZ(z, y, x) \
+	VEXTRACTF64X4 $1, z, Y15; VADDPS Y15, y, y; \
+	VEXTRACTF128 $1, y, X15; VADDPS X15, x, x; \
+	VHADDPS x, x, x; VHADDPS x, x, x
+
+// func layerNormAVX512(out, x, w, b *float32, n int, eps float32)
+//
+// out = (x - mean) / sqrt(var + eps) · w + b over n (a multiple of 16)
+// elements: the sum, then the squared deviations from the mean, each in
+// four 16-lane float32 chains, then one pass writing out (which may be x).
+TEXT ·layerNormAVX512(SB), NOSPLIT, $0-44
+	MOVQ x+8(FP), SI
+	MOVQ n+32(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ SI, R8
+	MOVQ CX, DX
+ln_sum64:
+	CMPQ DX, $64
+	JLT  ln_sum16
+	VADDPS (R8), Z0, Z0
+	VADDPS 64(R8), Z1, Z1
+	VADDPS 128(R8), Z2, Z2
+	VADDPS 192(R8), Z3, Z3
+	ADDQ $256, R8
+	SUBQ $64, DX
+	JMP  ln_sum64
+ln_sum16:
+	TESTQ DX, DX
+	JZ   ln_mean
+	VADDPS (R8), Z0, Z0
+	ADDQ $64, R8
+	SUBQ $16, DX
+	JMP  ln_sum16
+ln_mean:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	HSUMZ(Z0, Y0, X0)
+	CVTSQ2SS CX, X1
+	VDIVSS X1, X0, X0
+	VBROADCASTSS X0, Z10 // mean
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ SI, R8
+	MOVQ CX, DX
+ln_var64:
+	CMPQ DX, $64
+	JLT  ln_var16
+	VSUBPS (R8), Z10, Z4
+	VSUBPS 64(R8), Z10, Z5
+	VSUBPS 128(R8), Z10, Z6
+	VSUBPS 192(R8), Z10, Z7
+	VFMADD231PS Z4, Z4, Z0
+	VFMADD231PS Z5, Z5, Z1
+	VFMADD231PS Z6, Z6, Z2
+	VFMADD231PS Z7, Z7, Z3
+	ADDQ $256, R8
+	SUBQ $64, DX
+	JMP  ln_var64
+ln_var16:
+	TESTQ DX, DX
+	JZ   ln_inv
+	VSUBPS (R8), Z10, Z4
+	VFMADD231PS Z4, Z4, Z0
+	ADDQ $64, R8
+	SUBQ $16, DX
+	JMP  ln_var16
+ln_inv:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	HSUMZ(Z0, Y0, X0)
+	CVTSQ2SS CX, X1
+	VDIVSS X1, X0, X0
+	VADDSS eps+40(FP), X0, X0
+	VSQRTSS X0, X0, X0
+	MOVL $0x3f800000, AX
+	VMOVD AX, X1
+	VDIVSS X0, X1, X1
+	VBROADCASTSS X1, Z11 // 1/sqrt(var + eps)
+	MOVQ out+0(FP), DI
+	MOVQ w+16(FP), R9
+	MOVQ b+24(FP), R10
+ln_out:
+	VMOVUPS (SI), Z4
+	VSUBPS Z10, Z4, Z4
+	VMULPS Z11, Z4, Z4
+	VMOVUPS (R10), Z5
+	VFMADD231PS (R9), Z4, Z5
+	VMOVUPS Z5, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	SUBQ $16, CX
+	JNZ  ln_out
+	VZEROUPPER
+	RET

@@ -69,3 +69,31 @@ func TestVecMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormRowMatchesReference holds the vector layer norm against the
+// float64 reference on widths around the 16 and 64 lanes of its loops,
+// with a few large columns as GPT-2's residual stream has, and in place.
+func TestLayerNormRowMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{16, 32, 48, 64, 80, 768, 1600, 17, 100} {
+		x, w, b := randVec(rng, n), randVec(rng, n), randVec(rng, n)
+		x[n/3] *= 300
+		x[n-1] += 40
+		want := make([]float32, n)
+		layerNormRowGeneric(want, x, w, b, 1e-5)
+		got := make([]float32, n)
+		layerNormRow(got, x, w, b, 1e-5)
+		inPlace := append([]float32(nil), x...)
+		layerNormRow(inPlace, inPlace, w, b, 1e-5)
+		for i := range want {
+			tol := 1e-5 * (1 + math.Abs(float64(want[i])))
+			if d := math.Abs(float64(got[i] - want[i])); !(d <= tol) {
+				t.Errorf("n=%d: out[%d] = %g, want %g", n, i, got[i], want[i])
+			}
+			if inPlace[i] != got[i] {
+				t.Errorf("n=%d: in place out[%d] = %g, not %g", n, i, inPlace[i], got[i])
+			}
+		}
+	}
+	t.Logf("vector layer norm: %v", hasAVX512)
+}
