@@ -47,17 +47,36 @@ func (a *activations) storeKV() {
 		B := pool.bs
 		blk := int(a.cache[r].blocks[p/B]) * pool.stride
 		off := p % B
-		k, vt := pool.kl[l], pool.vl[l]
+		kv := pool.layer(l)
 		q := qkv[r*3*C : (r+1)*3*C]
 		for h := 0; h < H; h++ {
 			head := blk + h*B*D
 			dst := head + off*D
-			copy(k[dst:dst+D], q[C+h*D:C+(h+1)*D])
-			vh := vt[head+off:]
-			for d, x := range q[2*C+h*D : 2*C+(h+1)*D] {
-				vh[d*B] = x
+			keys, vals := q[C+h*D:C+(h+1)*D], q[2*C+h*D:2*C+(h+1)*D]
+			switch kv.kind {
+			case kvF32:
+				copy(kv.k[dst:dst+D], keys)
+				vh := kv.v[head+off:]
+				for d, x := range vals {
+					vh[d*B] = x
+				}
+			case kvBF16:
+				storeNarrow(kv.kh[dst:dst+D], kv.vh[head+off:], keys, vals, B, bf16FromF32)
+			case kvF16:
+				storeNarrow(kv.kh[dst:dst+D], kv.vh[head+off:], keys, vals, B, f16FromF32)
 			}
 		}
+	}
+}
+
+// storeNarrow stores one position's keys (D) as the row k and its values
+// as the column of stride B starting at v, each rounded by narrow.
+func storeNarrow(k, v []uint16, keys, vals []float32, B int, narrow func(float32) uint16) {
+	for d, x := range keys {
+		k[d] = narrow(x)
+	}
+	for d, x := range vals {
+		v[d*B] = narrow(x)
 	}
 }
 
@@ -90,11 +109,11 @@ func (a *activations) attendBlock(sp span, h int) {
 	// Gather the head's keys into rows of D, block by block: the kernels
 	// want each operand contiguous.
 	kt := a.kt.Float32s()[:keys*D]
-	k, v := pool.kl[l], pool.vl[l]
+	kv := pool.layer(l)
 	for j0 := 0; j0 < keys; j0 += B {
 		nb := min(B, keys-j0)
 		head := int(c.blocks[j0/B])*pool.stride + h*B*D
-		copy(kt[j0*D:(j0+nb)*D], k[head:head+nb*D])
+		a.widenKV(kt[j0*D:(j0+nb)*D], kv, head)
 	}
 	// Causal: rows [i0, i0+rows) see no key past p0+i0+rows, so the
 	// products run over row blocks, each against the keys it can see,
@@ -117,7 +136,7 @@ func (a *activations) attendBlock(sp span, h int) {
 			nb := min(B, seen-j0)
 			head := int(c.blocks[j0/B])*pool.stride + h*B*D
 			for d := 0; d < D; d++ {
-				copy(vt[d*seen+j0:d*seen+j0+nb], v[head+d*B:head+d*B+nb])
+				a.widenKV(vt[d*seen+j0:d*seen+j0+nb], kvLayer{kind: kv.kind, k: kv.v, kh: kv.vh}, head+d*B)
 			}
 		}
 		a.sv = linear{In: seen, Out: D, Type: weightF32, F32: vt}
@@ -125,6 +144,19 @@ func (a *activations) attendBlock(sp span, h int) {
 	}
 	for i := 0; i < n; i++ {
 		copy(att[(sp.r0+i)*C+h*D:(sp.r0+i)*C+(h+1)*D], out[i*D:(i+1)*D])
+	}
+}
+
+// widenKV copies len(dst) keys of layer kv from offset off into dst,
+// widening 16-bit ones to float32.
+func (a *activations) widenKV(dst []float32, kv kvLayer, off int) {
+	switch kv.kind {
+	case kvF32:
+		copy(dst, kv.k[off:off+len(dst)])
+	case kvBF16:
+		a.pool.kern.cvtBF16(dst, kv.kh[off:off+len(dst)])
+	case kvF16:
+		a.pool.kern.cvtF16(dst, kv.kh[off:off+len(dst)])
 	}
 }
 
@@ -230,7 +262,7 @@ func (a *activations) attendItem(slot, i int) {
 		acc = a.parts[it.part]
 	}
 	p0, p1 := int(it.p0), int(it.p1)
-	st := attendSpan(a.pool.kern.attn, acc, q, c.pool.kl[l], c.pool.vl[l], c.blocks, c.pool.stride, h*c.pool.bs*D, c.pool.bs,
+	st := attendSpan(a.pool.kern.attn, acc, q, c.pool.layer(l), c.blocks, c.pool.stride, h*c.pool.bs*D, c.pool.bs,
 		p0, a.scores[slot][:p1-p0], a.args.qscale)
 	if it.part < 0 {
 		scale(acc, 1/st.l)
@@ -242,24 +274,38 @@ func (a *activations) attendItem(slot, i int) {
 // attendSpan computes one head's attention of query q (D) over the
 // positions [p0, p0+len(s)) of a paged cache, p0 a multiple of B: position
 // j is in block blocks[j/B], whose head's keys are the (B, D) run at
-// k[blocks[j/B]·stride + head …] and values the (D, B) run at the same
-// offset of v. It sets acc (D) to Σ exp(s_j - m)·v_j with s (scratch) the
+// blocks[j/B]·stride + head of kv's keys and values the (D, B) run at the
+// same offset of its values (float32 or 16-bit, as kv.kind). It sets acc (D) to Σ exp(s_j - m)·v_j with s (scratch) the
 // scaled scores, and returns m = max s_j and l = Σ exp(s_j - m): acc / l
 // is the attention output over those positions.
-func attendSpan(ak *attnKernels, acc, q, k, v []float32, blocks []int32, stride, head, B, p0 int, s []float32, qscale float32) attnState {
+func attendSpan(ak *attnKernels, acc, q []float32, kv kvLayer, blocks []int32, stride, head, B, p0 int, s []float32, qscale float32) attnState {
 	D, n := len(q), len(s)
 	for j := 0; j < n; j += B {
 		nb := min(B, n-j)
 		blk := int(blocks[(p0+j)/B])*stride + head
-		ak.scores(s[j:j+nb], q, k[blk:blk+nb*D], qscale)
+		switch kv.kind {
+		case kvF32:
+			ak.scores(s[j:j+nb], q, kv.k[blk:blk+nb*D], qscale)
+		case kvBF16:
+			ak.scoresBF16(s[j:j+nb], q, kv.kh[blk:blk+nb*D], qscale)
+		case kvF16:
+			ak.scoresF16(s[j:j+nb], q, kv.kh[blk:blk+nb*D], qscale)
+		}
 	}
 	st := attnState{m: maxf(s)}
 	st.l = expShiftSum(s, st.m)
 	clear(acc)
 	for j := 0; j < n; j += B {
 		nb := min(B, n-j)
-		blk := int(blocks[(p0+j)/B])*stride + head
-		ak.values(acc, s[j:j+nb], v[blk:blk+(D-1)*B+nb], B)
+		blk, end := int(blocks[(p0+j)/B])*stride+head, (D-1)*B+nb
+		switch kv.kind {
+		case kvF32:
+			ak.values(acc, s[j:j+nb], kv.v[blk:blk+end], B)
+		case kvBF16:
+			ak.valuesBF16(acc, s[j:j+nb], kv.vh[blk:blk+end], B)
+		case kvF16:
+			ak.valuesF16(acc, s[j:j+nb], kv.vh[blk:blk+end], B)
+		}
 	}
 	return st
 }

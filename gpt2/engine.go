@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"gpt2d/gpt2/tokenizer"
+	"gpt2d/weights"
 )
 
 // EngineConfig sizes an Engine. The zero value gives working defaults.
@@ -30,6 +31,13 @@ type EngineConfig struct {
 	// begins with the same tokens reuses them instead of recomputing
 	// them, until the pool needs the memory (least recently used first).
 	NoPrefixCache bool
+	// KVDType is the element type the KV cache stores keys and values in:
+	// F32 (the default, also for ""), BF16 or F16 (see CheckKVDType). The
+	// 16-bit types halve the memory per position, so KVCacheMB holds
+	// twice the positions and decode reads half the bytes per position;
+	// keys and values are rounded to nearest even as they are stored,
+	// attention computes in float32.
+	KVDType weights.DType
 	// QueueSize is the most requests waiting for a slot (default 64);
 	// beyond it Generate fails fast with ErrQueueFull.
 	QueueSize int
@@ -140,16 +148,21 @@ func NewEngine(m *Model, cfg EngineConfig) *Engine {
 func newEngine(m *Model, cfg EngineConfig) *Engine {
 	cfg = cfg.withDefaults()
 	c, bs := m.Config, cfg.blockSize
-	blocks := 8 * ((c.NPositions + bs - 1) / bs)
+	kind, err := kvKindOf(cfg.KVDType)
+	if err != nil {
+		panic(err) // callers check it first (CheckKVDType)
+	}
+	// By default as much memory as 8 full contexts take in float32.
+	blocks := 8 * ((c.NPositions + bs - 1) / bs) * 4 / kind.size()
 	switch {
 	case cfg.kvBlocks > 0:
 		blocks = cfg.kvBlocks
 	case cfg.KVCacheMB > 0:
-		blocks = max(int((int64(cfg.KVCacheMB)<<20)/kvBlockBytes(c, bs)), 1)
+		blocks = max(int((int64(cfg.KVCacheMB)<<20)/kvBlockBytesOf(c, bs, kind)), 1)
 	}
 	e := &Engine{
 		m: m, cfg: cfg,
-		pool:  newKVPool(c, blocks, bs),
+		pool:  newKVPoolOf(c, blocks, bs, kind),
 		limit: min(c.NPositions, blocks*bs),
 		queue: make(chan *genJob, cfg.QueueSize),
 		quit:  make(chan struct{}),
@@ -178,7 +191,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Active: int(e.active.Load()), Queued: int(e.queued.Load()), Slots: e.cfg.Slots,
 		KVBlocks: e.pool.n, KVBlocksUsed: int(e.kvUsed.Load()), KVBlocksCached: int(e.kvCached.Load()),
-		KVBlockBytes: kvBlockBytes(e.m.Config, e.pool.bs), KVBlockTokens: e.pool.bs,
+		KVBlockBytes: e.pool.blockBytes(), KVBlockTokens: e.pool.bs,
 		PrefixHitTokens: e.prefixHits.Load(),
 		PromptTokens:    e.promptToks.Load(), GeneratedTokens: e.genToks.Load(),
 		Steps: e.steps.Load(), CompletedReqs: e.fin.Load(),

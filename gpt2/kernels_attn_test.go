@@ -116,7 +116,8 @@ func TestAttnKernelsMatchReference(t *testing.T) {
 }
 
 // TestAttendSpanMatchesNaive runs attendSpan over a paged cache whose
-// blocks are out of order, with every kernel set, on spans starting at
+// blocks are out of order, with every kernel set and cache element type
+// (the reference reading the same rounded values), on spans starting at
 // block boundaries and ending anywhere (a ragged last block), and holds
 // acc / l against a float64 softmax attention over the same keys and
 // values.
@@ -124,47 +125,54 @@ func TestAttendSpanMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const D, B, H, N = 64, 16, 2, 70 // N blocks of H heads
 	stride := H * B * D
-	k, v := randVec(rng, N*stride), randVec(rng, N*stride)
 	blocks := make([]int32, N)
 	for i, b := range rng.Perm(N) {
 		blocks[i] = int32(b)
 	}
 	for _, ks := range attnKernelSets() {
-		for _, span := range []struct{ p0, n int }{{0, 1}, {0, 2}, {0, 16}, {0, 17}, {16, 7}, {32, 301}, {0, 1000}, {48, 1072}} {
-			for h := 0; h < H; h++ {
-				q := randVec(rng, D)
-				for i := range q {
-					q[i] *= 2 // scores spread enough for the softmax to be far from uniform
-				}
-				key := func(j, d int) float64 { return float64(k[int(blocks[j/B])*stride+h*B*D+(j%B)*D+d]) }
-				val := func(j, d int) float64 { return float64(v[int(blocks[j/B])*stride+h*B*D+d*B+j%B]) }
-				scale := 1 / math.Sqrt(D)
-				w := make([]float64, span.n)
-				mx := math.Inf(-1)
-				for j := range w {
-					for d := 0; d < D; d++ {
-						w[j] += float64(q[d]) * key(span.p0+j, d)
+		for _, kk := range kvKinds {
+			k, kh := randKV(rng, N*stride, kk.narrow, kk.widen)
+			v, vh := randKV(rng, N*stride, kk.narrow, kk.widen)
+			kv := kvLayer{kind: kk.kind, k: k, v: v}
+			if kk.kind != kvF32 {
+				kv = kvLayer{kind: kk.kind, kh: kh, vh: vh}
+			}
+			for _, span := range []struct{ p0, n int }{{0, 1}, {0, 2}, {0, 16}, {0, 17}, {16, 7}, {32, 301}, {0, 1000}, {48, 1072}} {
+				for h := 0; h < H; h++ {
+					q := randVec(rng, D)
+					for i := range q {
+						q[i] *= 2 // scores spread enough for the softmax to be far from uniform
 					}
-					w[j] *= scale
-					mx = math.Max(mx, w[j])
-				}
-				sum := 0.0
-				for j := range w {
-					w[j] = math.Exp(w[j] - mx)
-					sum += w[j]
-				}
-				acc := randVec(rng, D) // garbage: attendSpan sets it
-				st := attendSpan(ks.attn, acc, q, k, v, blocks, stride, h*B*D, B, span.p0, make([]float32, span.n), float32(scale))
-				if math.Abs(float64(st.m)-mx) > 1e-5*(1+math.Abs(mx)) {
-					t.Fatalf("%s span %v head %d: max %g, want %g", ks.name, span, h, st.m, mx)
-				}
-				for d := 0; d < D; d++ {
-					want := 0.0
+					key := func(j, d int) float64 { return float64(k[int(blocks[j/B])*stride+h*B*D+(j%B)*D+d]) }
+					val := func(j, d int) float64 { return float64(v[int(blocks[j/B])*stride+h*B*D+d*B+j%B]) }
+					scale := 1 / math.Sqrt(D)
+					w := make([]float64, span.n)
+					mx := math.Inf(-1)
 					for j := range w {
-						want += w[j] / sum * val(span.p0+j, d)
+						for d := 0; d < D; d++ {
+							w[j] += float64(q[d]) * key(span.p0+j, d)
+						}
+						w[j] *= scale
+						mx = math.Max(mx, w[j])
 					}
-					if got := float64(acc[d] / st.l); math.Abs(got-want) > 1e-5 {
-						t.Fatalf("%s span %v head %d d=%d: %g, want %g", ks.name, span, h, d, got, want)
+					sum := 0.0
+					for j := range w {
+						w[j] = math.Exp(w[j] - mx)
+						sum += w[j]
+					}
+					acc := randVec(rng, D) // garbage: attendSpan sets it
+					st := attendSpan(ks.attn, acc, q, kv, blocks, stride, h*B*D, B, span.p0, make([]float32, span.n), float32(scale))
+					if math.Abs(float64(st.m)-mx) > 1e-5*(1+math.Abs(mx)) {
+						t.Fatalf("%s/%s span %v head %d: max %g, want %g", ks.name, kk.name, span, h, st.m, mx)
+					}
+					for d := 0; d < D; d++ {
+						want := 0.0
+						for j := range w {
+							want += w[j] / sum * val(span.p0+j, d)
+						}
+						if got := float64(acc[d] / st.l); math.Abs(got-want) > 1e-5 {
+							t.Fatalf("%s/%s span %v head %d d=%d: %g, want %g", ks.name, kk.name, span, h, d, got, want)
+						}
 					}
 				}
 			}

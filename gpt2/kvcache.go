@@ -38,7 +38,10 @@ const kvBlockSize = 64
 // out by the scheduler.
 type kvPool struct {
 	k, v   *tensor.Dense // (L, N, H, B, D) keys and (L, N, H, D, B) values
-	kl, vl [][]float32   // layer l's (N, H, B, D) keys and (N, H, D, B) values
+	kind   kvKind        // their element type: float32, or bf16 or f16 bits
+	kl, vl [][]float32   // layer l's (N, H, B, D) keys and (N, H, D, B) values (float32)
+	kh, vh [][]uint16    // the same of a 16-bit pool
+	layers int           // L
 	bs     int           // B: positions per block
 	stride int           // H·B·D: one block's elements in a layer
 	n      int           // N: blocks
@@ -99,22 +102,42 @@ func (q *lruList) remove(b int32) {
 
 // kvBlockBytes is the memory of one block of c's model: keys and values
 // of B positions in every layer, float32.
-func kvBlockBytes(c weights.Config, bs int) int64 {
-	return 2 * 4 * int64(c.NLayer) * int64(c.NHead) * int64(bs) * int64(c.HeadDim())
+func kvBlockBytes(c weights.Config, bs int) int64 { return kvBlockBytesOf(c, bs, kvF32) }
+
+// kvBlockBytesOf is kvBlockBytes for a pool of kind's elements.
+func kvBlockBytesOf(c weights.Config, bs int, kind kvKind) int64 {
+	return 2 * int64(kind.size()) * int64(c.NLayer) * int64(c.NHead) * int64(bs) * int64(c.HeadDim())
 }
 
-// newKVPool allocates a pool of n blocks of bs positions for c's model.
-// The memory is zeroed pages the OS maps on first touch, so a pool costs
-// resident memory only for the blocks sequences have used.
-func newKVPool(c weights.Config, n, bs int) *kvPool {
+// blockBytes returns the memory of one of p's blocks.
+func (p *kvPool) blockBytes() int64 { return int64(2 * p.kind.size() * p.layers * p.stride) }
+
+// newKVPool allocates a pool of n blocks of bs positions for c's model,
+// in float32.
+func newKVPool(c weights.Config, n, bs int) *kvPool { return newKVPoolOf(c, n, bs, kvF32) }
+
+// newKVPoolOf allocates a pool of n blocks of bs positions for c's model,
+// holding kind's elements. The memory is zeroed pages the OS maps on
+// first touch, so a pool costs resident memory only for the blocks
+// sequences have used.
+func newKVPoolOf(c weights.Config, n, bs int, kind kvKind) *kvPool {
 	L, H, D := c.NLayer, c.NHead, c.HeadDim()
-	k := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, n, H, bs, D))
-	v := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(L, n, H, D, bs))
+	et := tensor.Float32
+	if kind != kvF32 {
+		et = tensor.Uint16
+	}
+	k := tensor.New(tensor.Of(et), tensor.WithShape(L, n, H, bs, D))
+	v := tensor.New(tensor.Of(et), tensor.WithShape(L, n, H, D, bs))
 	p := &kvPool{
-		k: k, v: v, kl: rowViews(k), vl: rowViews(v), bs: bs, stride: H * bs * D, n: n,
+		k: k, v: v, kind: kind, layers: L, bs: bs, stride: H * bs * D, n: n,
 		ref: make([]int32, n), free: make([]int32, n), hash: make([]uint64, n),
 		cached: make([]bool, n), toks: make([]int32, n*bs), byHash: make(map[uint64]int32, n),
 		seed: maphash.MakeSeed(), hbuf: make([]byte, 8+4*bs),
+	}
+	if kind == kvF32 {
+		p.kl, p.vl = rowViews(k), rowViews(v)
+	} else {
+		p.kh, p.vh = rowViewsU16(k), rowViewsU16(v)
 	}
 	p.lru.init(n)
 	for i := range p.free {
@@ -135,6 +158,35 @@ func rowViews(t *tensor.Dense) [][]float32 {
 		views[l] = view.(*tensor.Dense).Float32s()
 	}
 	return views
+}
+
+// rowViewsU16 is rowViews for a tensor of uint16 (16-bit floats' bits).
+func rowViewsU16(t *tensor.Dense) [][]uint16 {
+	views := make([][]uint16, t.Shape()[0])
+	for l := range views {
+		view, err := t.Slice(tensor.S(l))
+		if err != nil {
+			panic(err) // l is within the shape
+		}
+		views[l] = view.(*tensor.Dense).Uint16s()
+	}
+	return views
+}
+
+// kvLayer is one layer of a pool's keys and values as attention reads
+// them: float32 in k and v, or 16-bit bits in kh and vh, as kind says.
+type kvLayer struct {
+	kind   kvKind
+	k, v   []float32
+	kh, vh []uint16
+}
+
+// layer returns p's layer l.
+func (p *kvPool) layer(l int) kvLayer {
+	if p.kind == kvF32 {
+		return kvLayer{kind: kvF32, k: p.kl[l], v: p.vl[l]}
+	}
+	return kvLayer{kind: p.kind, kh: p.kh[l], vh: p.vh[l]}
 }
 
 // available returns the blocks that can still be handed out: free ones and
@@ -280,7 +332,7 @@ func (c *KVCache) Reset() {
 }
 
 // Bytes returns the memory of the blocks the cache holds.
-func (c *KVCache) Bytes() int { return len(c.blocks) * 2 * 4 * c.pool.stride * len(c.pool.kl) }
+func (c *KVCache) Bytes() int { return len(c.blocks) * int(c.pool.blockBytes()) }
 
 // reserve promises the cache n more blocks: the pool keeps them for it.
 func (c *KVCache) reserve(n int) {
@@ -387,3 +439,32 @@ const (
 	kvBF16               // bfloat16 bits
 	kvF16                // IEEE 754 half-precision bits
 )
+
+// size returns the bytes of one element.
+func (k kvKind) size() int {
+	if k == kvF32 {
+		return 4
+	}
+	return 2
+}
+
+// kvKindOf returns the cache element type for a KV dtype (EngineConfig's
+// KVDType): "" or F32, BF16 or F16.
+func kvKindOf(d weights.DType) (kvKind, error) {
+	switch d {
+	case "", weights.F32:
+		return kvF32, nil
+	case weights.BF16:
+		return kvBF16, nil
+	case weights.F16:
+		return kvF16, nil
+	}
+	return 0, fmt.Errorf("gpt2: KV cache dtype %q: want F32, BF16 or F16", d)
+}
+
+// CheckKVDType reports whether d is a KV cache element type an Engine
+// takes (EngineConfig.KVDType).
+func CheckKVDType(d weights.DType) error {
+	_, err := kvKindOf(d)
+	return err
+}

@@ -207,9 +207,9 @@ func TestAttendPagedMatchesAttendHead(t *testing.T) {
 				q[i] = rng.Float32()*2 - 1
 			}
 			want, got := make([]float32, D), make([]float32, D)
-			stw := attendSpan(genericAttn, want, q, kc, vc, []int32{0}, n*D, 0, n, 0, make([]float32, n), 0.125)
+			stw := attendSpan(genericAttn, want, q, kvLayer{k: kc, v: vc}, []int32{0}, n*D, 0, n, 0, make([]float32, n), 0.125)
 			scale(want, 1/stw.l)
-			st := attendSpan(bestKernels().attn, got, q, k, v, blocks, stride, h*B*D, B, 0, make([]float32, n), 0.125)
+			st := attendSpan(bestKernels().attn, got, q, kvLayer{k: k, v: v}, blocks, stride, h*B*D, B, 0, make([]float32, n), 0.125)
 			scale(got, 1/st.l)
 			for d := range want {
 				if math.Abs(float64(got[d]-want[d])) > 1e-5 {

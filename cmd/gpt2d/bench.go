@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"gpt2d/gpt2"
+	"gpt2d/weights"
 )
 
 // benchResult is one row of `gpt2d bench` output.
 type benchResult struct {
 	Model        string  `json:"model"`
 	DType        string  `json:"dtype"`
+	KVDType      string  `json:"kv_dtype"` // the KV cache's element type
 	Threads      int     `json:"threads"`
 	Batch        int     `json:"batch"`
 	PromptTokens int     `json:"prompt_tokens"`
@@ -87,6 +89,7 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	stream := fs.Bool("stream", true, "with --url: stream the completions (time to first token is measured only then)")
 	temperature := fs.Float64("temperature", 0, "with --url: sampling temperature (0: greedy)")
 	keyFile := fs.String("api-key-file", "", "with --url: file holding the API key (else GPT2D_API_KEY, else OPENAI_API_KEY)")
+	kvList := fs.String("kv-dtype", "f32", "comma-separated KV cache element types (f32, bf16, f16), benchmarked interleaved per repetition")
 	prefixTokens := fs.Int("prefix-tokens", 0, "also measure the time to first token of a prompt whose first N tokens an earlier request sent (prefix cache), against the same prompt cold, interleaved")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -102,6 +105,14 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
+	var kvdts []weights.DType
+	for _, s := range strings.Split(*kvList, ",") {
+		d, err := kvDType(strings.TrimSpace(s))
+		if err != nil {
+			return err
+		}
+		kvdts = append(kvdts, d)
+	}
 	var llama []llamaRun
 	if *llamaJSON != "" {
 		if llama, err = readLlamaBench(*llamaJSON); err != nil {
@@ -112,7 +123,7 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	var shapes []modelShape // per result
 	var prefixes []prefixResult
 	for _, path := range strings.Split(*model, ",") {
-		res, shape, err := benchModel(ctx, strings.TrimSpace(path), sizes, prompts, *newTokens, *threads, *reps)
+		res, shape, err := benchModel(ctx, strings.TrimSpace(path), sizes, prompts, kvdts, *newTokens, *threads, *reps)
 		if err != nil {
 			return err
 		}
@@ -162,10 +173,10 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	fmt.Fprintf(w, "bounds: memory read %.1f GB/s; GEMM f32 %.1f, bf16 %.1f, f16 %.1f, int8 %.1f GFLOP/s; peaks: f32 FMA %.1f, bf16 dot %.1f GFLOP/s, int8 dot %.1f GOP/s (f32 GEMM = %.0f%% of its peak)\n",
 		roof.MemoryGBs, roof.GEMMGFLOPs, roof.GEMMBF16GFLOPs, roof.GEMMF16GFLOPs, roof.GEMMI8GFLOPs,
 		roof.PeakGFLOPs, roof.PeakBF16GFLOPs, roof.PeakI8GOPs, pct(roof.GEMMGFLOPs, roof.PeakGFLOPs))
-	fmt.Fprintf(w, "%-14s %-5s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "thr", "batch", "prompt", "new",
+	fmt.Fprintf(w, "%-14s %-5s %-4s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "kv", "thr", "batch", "prompt", "new",
 		"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
 	for _, res := range results {
-		fmt.Fprintf(w, "%-14s %-5s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.Threads, res.Batch,
+		fmt.Fprintf(w, "%-14s %-5s %-4s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.KVDType, res.Threads, res.Batch,
 			res.PromptTokens, res.NewTokens, res.PrefillTokS, res.PrefillMin, res.PrefillMax,
 			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB)
 		if res.Batch == 1 {
@@ -258,7 +269,7 @@ type modelShape struct {
 // benchModel loads the model at path and runs every batch size and prompt
 // length on it, reps times each. Peak RSS is the process's so far: bench
 // the smaller weight types first for it to be each model's own.
-func benchModel(ctx context.Context, path string, sizes, prompts []int, newTokens, threads, reps int) ([]benchResult, modelShape, error) {
+func benchModel(ctx context.Context, path string, sizes, prompts []int, kvdts []weights.DType, newTokens, threads, reps int) ([]benchResult, modelShape, error) {
 	t0 := time.Now()
 	m, err := gpt2.LoadWithOptions(path, gpt2.Options{Threads: threads})
 	if err != nil {
@@ -279,23 +290,32 @@ func benchModel(ctx context.Context, path string, sizes, prompts []int, newToken
 	maxB := slices.Max(sizes)
 	// Without the prefix cache: every repetition sends the same prompts,
 	// and prefill is to be measured, not skipped.
-	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB, NoPrefixCache: true})
-	defer eng.Close()
+	// One engine per KV element type, their runs interleaved.
+	engs := make([]*gpt2.Engine, len(kvdts))
+	for i, d := range kvdts {
+		engs[i] = gpt2.NewEngine(m, gpt2.EngineConfig{Slots: maxB, QueueSize: maxB, NoPrefixCache: true, KVDType: d})
+		defer engs[i].Close()
+	}
 	var results []benchResult
 	for _, prompt := range prompts {
 		for _, b := range sizes {
-			var runs []benchResult
+			runs := make([][]benchResult, len(engs))
 			for r := 0; r < max(reps, 1); r++ {
-				res, err := benchOnce(ctx, eng, b, prompt, newTokens, cfg.VocabSize)
-				if err != nil {
-					return nil, modelShape{}, err
+				for i, eng := range engs {
+					res, err := benchOnce(ctx, eng, b, prompt, newTokens, cfg.VocabSize)
+					if err != nil {
+						return nil, modelShape{}, err
+					}
+					runs[i] = append(runs[i], res)
 				}
-				runs = append(runs, res)
 			}
-			res := summarize(runs)
-			res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, threads, load
-			res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
-			results = append(results, res)
+			for i := range engs {
+				res := summarize(runs[i])
+				res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, threads, load
+				res.KVDType = strings.ToLower(string(kvdts[i]))
+				res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
+				results = append(results, res)
+			}
 		}
 	}
 	return results, shape, nil

@@ -99,7 +99,11 @@ func writeRatioTable(w io.Writer, results []benchResult, llama []llamaRun) {
 		if r.Batch != 1 {
 			continue
 		}
-		fmt.Fprintf(w, "%-5s %6d %8.1f (%5.0f-%5.0f) %5.0f%% %5.0f%% %6s", r.DType, r.PromptTokens,
+		name := r.DType
+		if r.KVDType != "" && r.KVDType != "f32" {
+			name += "/kv-" + r.KVDType // the KV cache's element type when narrow
+		}
+		fmt.Fprintf(w, "%-5s %6d %8.1f (%5.0f-%5.0f) %5.0f%% %5.0f%% %6s", name, r.PromptTokens,
 			r.PrefillTokS, r.PrefillMin, r.PrefillMax, r.PrefillPctGEMM, r.PrefillPctPeak, "")
 		if llama != nil {
 			if med, lo, hi, ok := llamaStats(llama, llamaType(r.DType), r.PromptTokens, 0); ok {

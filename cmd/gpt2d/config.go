@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"gpt2d/auth"
+	"gpt2d/gpt2"
 	"gpt2d/store/postgres"
+	"gpt2d/weights"
 )
 
 // Config is every setting of gpt2d serve, users and backup. Each field is
@@ -33,7 +35,10 @@ type Config struct {
 	// PrefixCache reuses the KV blocks of prompt prefixes seen before
 	// (--prefix-cache, GPT2D_PREFIX_CACHE; default true).
 	PrefixCache bool
-	Threads     int // --threads, GPT2D_THREADS
+	// KVDType is the KV cache's element type: f32, bf16 or f16
+	// (--kv-dtype, GPT2D_KV_DTYPE; default f32).
+	KVDType string
+	Threads int // --threads, GPT2D_THREADS
 
 	// HTTP
 	Addr            string        // --addr, GPT2D_ADDR
@@ -194,6 +199,7 @@ func (c *Config) bindServe(b *binder) {
 	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
 	b.int(&c.KVCacheMB, "kv-cache-mb", "GPT2D_KV_CACHE_MB", 0, "KV cache pool in MiB shared by all sequences; bounds how many run at once (0: as much as 8 full-context sequences of the model, 600 MiB for GPT-2 124M)")
+	b.str(&c.KVDType, "kv-dtype", "GPT2D_KV_DTYPE", "f32", "KV cache element type: f32, or f16 / bf16 for half the memory per position (f16 kept every greedy continuation of the test fixtures, bf16 not all)")
 	b.bool(&c.PrefixCache, "prefix-cache", "GPT2D_PREFIX_CACHE", true, "reuse the KV cache of prompt prefixes seen before (--prefix-cache=false to turn off)")
 	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
 	b.str(&c.Addr, "addr", "GPT2D_ADDR", "127.0.0.1:8000", "listen address (loopback by default; put a TLS proxy in front for a public bind)")
@@ -260,6 +266,9 @@ func (c *Config) validate() error {
 	case "open", "closed":
 	default:
 		return fmt.Errorf("--registration %q: want open or closed", c.Registration)
+	}
+	if _, err := kvDType(c.KVDType); err != nil {
+		return err
 	}
 	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
 		return errors.New("--proxy-header needs --trusted-proxies: any client could otherwise choose its IP")
@@ -341,4 +350,13 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// kvDType returns the KV cache element type a --kv-dtype value names.
+func kvDType(s string) (weights.DType, error) {
+	d := weights.DType(strings.ToUpper(s))
+	if err := gpt2.CheckKVDType(d); err != nil {
+		return "", fmt.Errorf("--kv-dtype %q: want f32, bf16 or f16", s)
+	}
+	return d, nil
 }

@@ -164,8 +164,9 @@ wait:
 				break wait
 			}
 			model = l.m
+			kvdt, _ := kvDType(cfg.KVDType) // checked by validate
 			engine = gpt2.NewEngine(model, gpt2.EngineConfig{Slots: cfg.Slots, QueueSize: cfg.QueueSize,
-				KVCacheMB: cfg.KVCacheMB, NoPrefixCache: !cfg.PrefixCache})
+				KVCacheMB: cfg.KVCacheMB, NoPrefixCache: !cfg.PrefixCache, KVDType: kvdt})
 			srv.SetModelLoadTime(l.took)
 			srv.SetGenerator(engine)
 		case err := <-served:
