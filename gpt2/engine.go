@@ -97,7 +97,7 @@ type Stats struct {
 	KVBlockBytes    int64 // memory of one block
 	KVBlockTokens   int   // positions one block holds
 	PrefixHitTokens int64 // prompt tokens whose KV came from the prefix cache instead of being computed
-	PromptTokens    int64 // total prompt tokens processed
+	PromptTokens    int64 // total prompt tokens computed (those taken from the prefix cache are in PrefixHitTokens)
 	GeneratedTokens int64 // total tokens generated
 	Steps           int64 // forward steps run
 	CompletedReqs   int64 // requests finished (any reason)
