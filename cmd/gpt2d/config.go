@@ -196,7 +196,7 @@ func (c *Config) bindServe(b *binder) {
 	b.str(&c.Model, "model", "GPT2D_MODEL", "models/gpt2.gpt2d", "converted weights file, Hugging Face checkpoint or cache directory, or a model name (gpt2, openai-community/gpt2, ...) fetched and converted on first use")
 	b.str(&c.ModelsDir, "models-dir", "GPT2D_MODELS_DIR", "models", "where models named by --model are fetched and converted")
 	b.str(&c.ModelName, "model-name", "GPT2D_MODEL_NAME", "gpt2", "model name reported by /generate and /v1/models")
-	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "sequences generated at once (0: engine default)")
+	b.int(&c.Slots, "slots", "GPT2D_SLOTS", 0, "most sequences generated at once (0: engine default, 32); how many fit is bounded by --kv-cache-mb")
 	b.int(&c.QueueSize, "queue", "GPT2D_QUEUE", 0, "requests waiting for a slot before 503 (0: engine default)")
 	b.int(&c.KVCacheMB, "kv-cache-mb", "GPT2D_KV_CACHE_MB", 0, "KV cache pool in MiB shared by all sequences; bounds how many run at once (0: as much as 8 full-context sequences of the model, 600 MiB for GPT-2 124M)")
 	b.str(&c.KVDType, "kv-dtype", "GPT2D_KV_DTYPE", "f32", "KV cache element type: f32, or f16 / bf16 for half the memory per position (f16 kept every greedy continuation of the test fixtures, bf16 not all)")
