@@ -266,7 +266,9 @@ func (lj *linearJob) narrowChunk(s *scratch, p0, p1 int) {
 				packI8(k, ns.i8[q*step:(q+1)*step], l, n, rows, k0, kc)
 			}
 		}
+		pf := nextSlab(n0, n1, k0, K, m, mr)
 		for i0 := 0; i0 < m; i0 += mr {
+			pf.fetch(k, l, i0/mr)
 			rows := min(mr, m-i0)
 			for q := 0; q < panels; q++ {
 				n := n0 + q*nr

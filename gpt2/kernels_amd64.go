@@ -1,6 +1,10 @@
 package gpt2
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // hasAVX512 reports whether the AVX-512 kernels in kernels_amd64.s can run:
 // they use F (zmm arithmetic, opmasks), VL (EVEX on ymm/xmm), BW and DQ.
@@ -60,6 +64,7 @@ var avx512Kernels = &kernels{
 	cvtF16:   avx512CvtF16,
 	cvtI8:    avx512CvtI8,
 	attn:     avx512Attn,
+	prefetch: prefetchRows,
 }
 
 // The wrappers check bounds once, so the assembly cannot run off a slice.
@@ -361,3 +366,9 @@ func scaleAVX512(x *float32, n int, s float32)
 
 //go:noescape
 func maxfAVX512(x *float32, n int) float32
+
+// prefetchRows issues PREFETCHT1 for each 64-byte line of rows segments
+// of bytes bytes, stride bytes apart, from p: a hint, which never faults.
+//
+//go:noescape
+func prefetchRows(p unsafe.Pointer, stride, rows, bytes int)

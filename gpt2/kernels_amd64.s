@@ -1955,3 +1955,25 @@ maxf_reduce:
 	VZEROUPPER
 	MOVSS X0, ret+16(FP)
 	RET
+
+// func prefetchRows(p unsafe.Pointer, stride, rows, bytes int)
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ stride+8(FP), BX
+	MOVQ rows+16(FP), CX
+	MOVQ bytes+24(FP), DX
+	TESTQ CX, CX
+	JLE  pf_done
+pf_row:
+	MOVQ SI, DI
+	MOVQ DX, AX
+pf_line:
+	PREFETCHT1 (DI)
+	ADDQ $64, DI
+	SUBQ $64, AX
+	JG   pf_line
+	ADDQ BX, SI
+	DECQ CX
+	JNZ  pf_row
+pf_done:
+	RET

@@ -26,6 +26,7 @@ var avx2Kernels = &kernels{
 	cvtF16:   avx2CvtF16,
 	cvtI8:    avx2CvtI8,
 	attn:     avx2Attn,
+	prefetch: prefetchRows,
 }
 
 func avx2Rows1(out, x []float32, l *linear, o0, o1 int) {

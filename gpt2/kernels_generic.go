@@ -1,5 +1,7 @@
 package gpt2
 
+import "unsafe"
+
 // kernels is one implementation of the inner loops of a linear layer. The
 // drivers in linear.go do the blocking, packing, edges and threading, and
 // call these on full, in-bounds blocks only. A pool holds the set chosen
@@ -77,6 +79,9 @@ type kernels struct {
 	absMaxBits func(x []float32) uint32
 	quantI8    func(q []int8, x []float32, inv float32) int32
 	roundBF16  func(dst []uint16, src []float32)
+	// prefetch hints rows of W into L2 ahead of packing: rows segments
+	// of bytes bytes, stride bytes apart, from p. Nil: no hint.
+	prefetch func(p unsafe.Pointer, stride, rows, bytes int)
 	// f16ToBF16 rounds f16 values to bf16 (dst may be src), for f16
 	// weights packed for the bf16 GEMM; nil: cvtF16 then roundBF16.
 	f16ToBF16 func(dst, src []uint16)

@@ -2,6 +2,7 @@ package gpt2
 
 import (
 	"fmt"
+	"unsafe"
 
 	"gorgonia.org/tensor"
 )
@@ -470,7 +471,9 @@ func (lj *linearJob) gemmChunk(s *scratch, p0, p1 int) {
 		kc := min(gemmKC, K-k0)
 		first := k0 == 0
 		bp := packB(k, s, l, n0, n1, k0, kc)
+		pf := nextSlab(n0, n1, k0, K, m, mr)
 		for i0 := 0; i0 < m; i0 += mr {
+			pf.fetch(k, l, i0/mr)
 			rows := min(mr, m-i0)
 			a, lda := lj.x[i0*K+k0:], K
 			if rows < mr {
@@ -515,6 +518,43 @@ func (lj *linearJob) gemmChunk(s *scratch, p0, p1 int) {
 				}
 			}
 		}
+	}
+}
+
+// slabFetch is the share of the next slab's weights each A strip asks
+// into L2 while the current slab computes, so that packing it reads from
+// L2 rather than memory: rows [n0+i·per, n0+(i+1)·per) at strip i.
+type slabFetch struct {
+	n0, n1, per, k0, kc int
+}
+
+// nextSlab returns the fetch plan for the slab after the one at k0 of a
+// chunk of W rows [n0, n1) over m input rows in strips of mr; none after
+// the last slab.
+func nextSlab(n0, n1, k0, K, m, mr int) slabFetch {
+	next := k0 + gemmKC
+	if next >= K {
+		return slabFetch{}
+	}
+	strips := (m + mr - 1) / mr
+	return slabFetch{n0: n0, n1: n1, per: (n1 - n0 + strips - 1) / strips, k0: next, kc: min(gemmKC, K-next)}
+}
+
+// fetch hints strip i's share of the slab into L2.
+func (f slabFetch) fetch(k *kernels, l *linear, i int) {
+	r0 := f.n0 + i*f.per
+	r1 := min(r0+f.per, f.n1)
+	if k.prefetch == nil || f.per == 0 || r0 >= r1 {
+		return
+	}
+	off := r0*l.In + f.k0
+	switch l.Type {
+	case weightF32:
+		k.prefetch(unsafe.Pointer(&l.F32[off]), 4*l.In, r1-r0, 4*f.kc)
+	case weightBF16, weightF16:
+		k.prefetch(unsafe.Pointer(&l.U16[off]), 2*l.In, r1-r0, 2*f.kc)
+	case weightI8:
+		k.prefetch(unsafe.Pointer(&l.I8[off]), l.In, r1-r0, f.kc)
 	}
 }
 
