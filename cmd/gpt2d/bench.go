@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,8 +39,16 @@ type benchResult struct {
 	// the figure `gpt2d bench --url` measures over HTTP, where
 	// decode_tok_s counts only the time after the last first token.
 	EndToEndTokS float64 `json:"e2e_tok_s"`
-	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	LoadSeconds  float64 `json:"load_s"`
+	Params       int64   `json:"params"` // matches llama-bench's model_n_params
+	// Memory: the process's peak resident set while this model ran (the
+	// kernel's high-water mark, reset before each model is loaded), against
+	// the budget of its mapped weights file, the KV its sequences filled
+	// (batch × (prompt + new) positions) and 100 MB for everything else.
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	WeightsMB   float64 `json:"weights_mb"`
+	KVMB        float64 `json:"kv_mb"`
+	RSSBudgetMB float64 `json:"rss_budget_mb"`
 	// Spread over --reps runs: decode and prefill rates are medians.
 	Reps       int     `json:"reps"`
 	DecodeMin  float64 `json:"decode_tok_s_min"`
@@ -173,12 +183,12 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 	fmt.Fprintf(w, "bounds: memory read %.1f GB/s; GEMM f32 %.1f, bf16 %.1f, f16 %.1f, int8 %.1f GFLOP/s; peaks: f32 FMA %.1f, bf16 dot %.1f GFLOP/s, int8 dot %.1f GOP/s (f32 GEMM = %.0f%% of its peak)\n",
 		roof.MemoryGBs, roof.GEMMGFLOPs, roof.GEMMBF16GFLOPs, roof.GEMMF16GFLOPs, roof.GEMMI8GFLOPs,
 		roof.PeakGFLOPs, roof.PeakBF16GFLOPs, roof.PeakI8GOPs, pct(roof.GEMMGFLOPs, roof.PeakGFLOPs))
-	fmt.Fprintf(w, "%-14s %-5s %-4s %3s %5s %6s %5s %22s %22s %9s %9s\n", "model", "dtype", "kv", "thr", "batch", "prompt", "new",
-		"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB")
+	fmt.Fprintf(w, "%-14s %-5s %-4s %3s %5s %6s %5s %22s %22s %9s %9s %9s\n", "model", "dtype", "kv", "thr", "batch", "prompt", "new",
+		"prefill t/s (min-max)", "decode t/s (min-max)", "ttft ms", "rss MB", "budget")
 	for _, res := range results {
-		fmt.Fprintf(w, "%-14s %-5s %-4s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f\n", res.Model, res.DType, res.KVDType, res.Threads, res.Batch,
+		fmt.Fprintf(w, "%-14s %-5s %-4s %3d %5d %6d %5d %8.1f (%5.0f-%5.0f) %8.1f (%5.1f-%5.1f) %9.1f %9.0f %9.0f\n", res.Model, res.DType, res.KVDType, res.Threads, res.Batch,
 			res.PromptTokens, res.NewTokens, res.PrefillTokS, res.PrefillMin, res.PrefillMax,
-			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB)
+			res.DecodeTokS, res.DecodeMin, res.DecodeMax, res.TTFTms, res.PeakRSSMB, res.RSSBudgetMB)
 		if res.Batch == 1 {
 			fmt.Fprintf(w, "    decode = %.0f%% of the memory bound (%.1f tok/s); prefill = %.1f GFLOP/s = %.0f%% of the %s GEMM rate\n",
 				res.DecodePctMemory, res.DecodeBoundTokS, res.PrefillGFLOPs, res.PrefillPctGEMM, res.DType)
@@ -267,9 +277,13 @@ type modelShape struct {
 }
 
 // benchModel loads the model at path and runs every batch size and prompt
-// length on it, reps times each. Peak RSS is the process's so far: bench
-// the smaller weight types first for it to be each model's own.
+// length on it, reps times each. Peak RSS is this model's own where the
+// kernel can reset the high-water mark (Linux), else the process's so far.
 func benchModel(ctx context.Context, path string, sizes, prompts []int, kvdts []weights.DType, newTokens, threads, reps int) ([]benchResult, modelShape, error) {
+	// The previous model's memory goes back to the OS first, so that the
+	// reset high-water mark starts from what this process holds without it.
+	debug.FreeOSMemory()
+	resetPeakRSS()
 	t0 := time.Now()
 	m, err := gpt2.LoadWithOptions(path, gpt2.Options{Threads: threads})
 	if err != nil {
@@ -287,6 +301,10 @@ func benchModel(ctx context.Context, path string, sizes, prompts []int, kvdts []
 		weightBytes:  m.WeightBytes(),
 		prefillFLOPs: 2 * float64(m.Params()-int64((cfg.NPositions+cfg.VocabSize)*cfg.NEmbd)),
 	}
+	weightBytes := m.WeightBytes()
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		weightBytes = st.Size() // the whole mapped file: embeddings, norms and header too
+	}
 	maxB := slices.Max(sizes)
 	// Without the prefix cache: every repetition sends the same prompts,
 	// and prefill is to be measured, not skipped.
@@ -297,6 +315,7 @@ func benchModel(ctx context.Context, path string, sizes, prompts []int, kvdts []
 		defer engs[i].Close()
 	}
 	var results []benchResult
+	var kvPeak int64
 	for _, prompt := range prompts {
 		for _, b := range sizes {
 			runs := make([][]benchResult, len(engs))
@@ -309,11 +328,21 @@ func benchModel(ctx context.Context, path string, sizes, prompts []int, kvdts []
 					runs[i] = append(runs[i], res)
 				}
 			}
+			// KV in use: every engine's blocks for this batch; the most
+			// so far, since blocks once written stay resident in the pool.
+			var kv int64
+			for _, eng := range engs {
+				kv += kvBytes(eng.Stats(), b, prompt+newTokens)
+			}
+			kvPeak = max(kvPeak, kv)
 			for i := range engs {
 				res := summarize(runs[i])
-				res.Model, res.DType, res.Threads, res.LoadSeconds = m.Name, m.DType, threads, load
+				res.Model, res.DType, res.Threads, res.LoadSeconds, res.Params = m.Name, m.DType, threads, load, m.Params()
 				res.KVDType = strings.ToLower(string(kvdts[i]))
 				res.PeakRSSMB = peakRSSMB() // before the roofline's own buffers
+				res.WeightsMB = float64(weightBytes) / (1 << 20)
+				res.KVMB = float64(kvPeak) / (1 << 20)
+				res.RSSBudgetMB = res.WeightsMB + res.KVMB + rssSlackMB
 				results = append(results, res)
 			}
 		}
@@ -402,7 +431,37 @@ func benchOnce(ctx context.Context, eng *gpt2.Engine, batch, promptTokens, newTo
 	return res, nil
 }
 
+// rssSlackMB is what peak RSS may exceed weights + KV in use by (issue
+// 13): code, the Go runtime, activations and scratch buffers.
+const rssSlackMB = 100
+
+// kvBytes is the KV memory batch sequences of positions tokens each hold:
+// whole blocks of the engine's pool (as st describes them) per sequence.
+func kvBytes(st gpt2.Stats, batch, positions int) int64 {
+	blocks := (positions + st.KVBlockTokens - 1) / st.KVBlockTokens
+	return int64(batch) * int64(blocks) * st.KVBlockBytes
+}
+
+// resetPeakRSS makes the kernel's high-water mark of this process's
+// resident set (VmHWM) start again from its current RSS (Linux's
+// /proc/PID/clear_refs, value 5). Elsewhere it does nothing and the peak
+// stays the process's.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// peakRSSMB returns the process's peak resident set in MiB: VmHWM from
+// /proc/self/status (which resetPeakRSS resets), else getrusage's maxrss.
 func peakRSSMB() float64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				if kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64); err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0

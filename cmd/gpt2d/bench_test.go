@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gpt2d/gpt2"
 )
 
 func TestBenchReportsThroughputAndBounds(t *testing.T) {
@@ -17,6 +19,12 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 		"--batch", "1,3", "--reps", "2", "--json"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The KV in use is whole blocks of the pool: at least the 8+6
+	// positions' keys and values at 2 bytes each.
+	st := tinyPoolStats(t)
+	if minKV := int64(8+6) * 2 * 2 * 2 * 64; st.KVBlockTokens < 1 || kvBytes(st, 1, 8+6) < minKV {
+		t.Fatalf("KV of one 14-token sequence: %d bytes in blocks of %d positions (%d bytes), want ≥ %d", kvBytes(st, 1, 8+6), st.KVBlockTokens, st.KVBlockBytes, minKV)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 {
@@ -27,6 +35,15 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatal(err)
 		}
+		// The tiny model's budget is nearly all the 100 MB of slack: what
+		// it holds is the test binary, the runtime and the tokenizer.
+		kv := float64(kvBytes(st, r.Batch, 8+6)) / (1 << 20)
+		if r.KVMB != kv || !(r.WeightsMB > 0) || r.RSSBudgetMB != r.WeightsMB+r.KVMB+rssSlackMB {
+			t.Errorf("batch %d: weights %.2f MB, KV %.4f MB (want %.4f), budget %.2f MB", r.Batch, r.WeightsMB, r.KVMB, kv, r.RSSBudgetMB)
+		}
+		if r.PeakRSSMB > r.RSSBudgetMB {
+			t.Errorf("batch %d: peak RSS %.1f MB over the budget of weights + KV + %d MB = %.1f MB", r.Batch, r.PeakRSSMB, rssSlackMB, r.RSSBudgetMB)
+		}
 		if r.Batch != []int{1, 3}[i] || r.Reps != 2 || !(r.DecodeTokS > 0) || !(r.PrefillTokS > 0) ||
 			!(r.MemoryGBs > 0) || !(r.GEMMGFLOPs > 0) || !(r.DecodeBoundTokS > 0) || !(r.PeakRSSMB > 0) ||
 			!(r.DTypeGEMMGFLOPs > 0) || !(r.PrefillPctGEMM > 0) || !(r.DecodePctMemory > 0) || !(r.EndToEndTokS > 0) ||
@@ -36,6 +53,61 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 	}
 	if err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "100", "--new-tokens", "100"}); err == nil {
 		t.Error("prompt + new tokens beyond the context was accepted")
+	}
+}
+
+// tinyPoolStats returns the KV pool's description of an engine on the
+// tiny fixture (2 layers, 64 wide).
+func tinyPoolStats(t *testing.T) gpt2.Stats {
+	t.Helper()
+	m, err := gpt2.Load("../../testdata/gpt2-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	eng := gpt2.NewEngine(m, gpt2.EngineConfig{Slots: 1})
+	defer eng.Close()
+	return eng.Stats()
+}
+
+// TestLlamaStatsPoolsRunsOfOneModel: llama-bench lines of several runs
+// (compare scripts append one `-r 1` run per interleaved repetition) are
+// one series, and in a file holding several model sizes only the size
+// with gpt2d's parameter count (within 5%) counts.
+func TestLlamaStatsPoolsRunsOfOneModel(t *testing.T) {
+	runs := []llamaRun{
+		{ModelType: "gpt2 0.1B F32", NParams: 124_439_808, NPrompt: 512, SamplesTS: []float64{100}},
+		{ModelType: "gpt2 0.1B F32", NParams: 124_439_808, NPrompt: 512, SamplesTS: []float64{300, 200}},
+		{ModelType: "gpt2 0.1B F32", NParams: 124_439_808, NPrompt: 512, AvgTS: 400},
+		{ModelType: "gpt2 0.1B F32", NParams: 124_439_808, NGen: 128, SamplesTS: []float64{50}},
+		{ModelType: "gpt2 0.1B Q8_0", NParams: 124_439_808, NPrompt: 512, SamplesTS: []float64{900}},
+		{ModelType: "gpt2 1.5B F32", NParams: 1_557_611_200, NPrompt: 512, SamplesTS: []float64{10, 12, 11}},
+		{ModelType: "gpt2 ? F16", NPrompt: 512, SamplesTS: []float64{7}}, // an old file: no parameter count
+	}
+	tests := []struct {
+		name          string
+		ftype         string
+		params        int64
+		nPrompt, nGen int
+		med, lo, hi   float64
+		ok            bool
+	}{
+		{"pooled, even count", "F32", 124_439_808, 512, 0, 250, 100, 400, true},
+		{"another size in the file", "F32", 1_557_611_200, 512, 0, 11, 10, 12, true},
+		{"size within 5%", "F32", 120_000_000, 512, 0, 250, 100, 400, true},
+		{"no such size", "F32", 355_000_000, 512, 0, 0, 0, 0, false},
+		{"decode", "F32", 124_439_808, 0, 128, 50, 50, 50, true},
+		{"file type", "q8_0", 124_439_808, 512, 0, 900, 900, 900, true},
+		{"no count in the file matches any size", "F16", 355_000_000, 512, 0, 7, 7, 7, true},
+		{"no such test", "F32", 124_439_808, 128, 0, 0, 0, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			med, lo, hi, ok := llamaStats(runs, tt.ftype, tt.params, tt.nPrompt, tt.nGen)
+			if med != tt.med || lo != tt.lo || hi != tt.hi || ok != tt.ok {
+				t.Errorf("got %v (%v-%v) %v, want %v (%v-%v) %v", med, lo, hi, ok, tt.med, tt.lo, tt.hi, tt.ok)
+			}
+		})
 	}
 }
 
@@ -87,6 +159,12 @@ func TestBenchPrefixCache(t *testing.T) {
 		"--batch", "1", "--reps", "3", "--prefix-tokens", "100", "--json"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The KV in use is whole blocks of the pool: at least the 8+6
+	// positions' keys and values at 2 bytes each.
+	st := tinyPoolStats(t)
+	if minKV := int64(8+6) * 2 * 2 * 2 * 64; st.KVBlockTokens < 1 || kvBytes(st, 1, 8+6) < minKV {
+		t.Fatalf("KV of one 14-token sequence: %d bytes in blocks of %d positions (%d bytes), want ≥ %d", kvBytes(st, 1, 8+6), st.KVBlockTokens, st.KVBlockBytes, minKV)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 {

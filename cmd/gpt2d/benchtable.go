@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 // is 0.
 type llamaRun struct {
 	ModelType string    `json:"model_type"` // "gpt2 0.1B F32": the last word is the file type
+	NParams   int64     `json:"model_n_params"`
 	NPrompt   int       `json:"n_prompt"`
 	NGen      int       `json:"n_gen"`
 	Threads   int       `json:"n_threads"`
@@ -62,22 +64,44 @@ func llamaType(dtype string) string {
 }
 
 // llamaStats returns the median, min and max tokens/s of the llama-bench
-// test of the given file type, prompt and generation lengths, and whether
-// there was one.
-func llamaStats(runs []llamaRun, ftype string, nPrompt, nGen int) (med, lo, hi float64, ok bool) {
+// tests of the given file type, model size, prompt and generation lengths,
+// and whether there was one. The samples of every matching test are pooled
+// (a file of `llama-bench -r 1` runs interleaved with gpt2d's is one
+// series). Of a file holding several model sizes, only the tests of the
+// model whose parameter count is within 5% of params count (llama.cpp
+// and gpt2d count the same tensors); params 0, or a file without counts,
+// matches any size.
+func llamaStats(runs []llamaRun, ftype string, params int64, nPrompt, nGen int) (med, lo, hi float64, ok bool) {
+	var v []float64
 	for _, r := range runs {
 		f := strings.Fields(r.ModelType)
 		if len(f) == 0 || !strings.EqualFold(f[len(f)-1], ftype) || r.NPrompt != nPrompt || r.NGen != nGen {
 			continue
 		}
-		v := append([]float64(nil), r.SamplesTS...)
-		if len(v) == 0 {
-			v = []float64{r.AvgTS}
+		if params > 0 && r.NParams > 0 && math.Abs(float64(r.NParams-params)) > 0.05*float64(params) {
+			continue
 		}
-		sort.Float64s(v)
-		return v[len(v)/2], v[0], v[len(v)-1], true
+		if len(r.SamplesTS) > 0 {
+			v = append(v, r.SamplesTS...)
+		} else {
+			v = append(v, r.AvgTS)
+		}
 	}
-	return 0, 0, 0, false
+	if len(v) == 0 {
+		return 0, 0, 0, false
+	}
+	sort.Float64s(v)
+	return median(v), v[0], v[len(v)-1], true
+}
+
+// median returns the middle of sorted v, the mean of the two middle values
+// when len(v) is even.
+func median(v []float64) float64 {
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
 }
 
 // writeRatioTable prints, for each weight type and prompt length, prefill
@@ -106,7 +130,7 @@ func writeRatioTable(w io.Writer, results []benchResult, llama []llamaRun) {
 		fmt.Fprintf(w, "%-5s %6d %8.1f (%5.0f-%5.0f) %5.0f%% %5.0f%% %6s", name, r.PromptTokens,
 			r.PrefillTokS, r.PrefillMin, r.PrefillMax, r.PrefillPctGEMM, r.PrefillPctPeak, "")
 		if llama != nil {
-			if med, lo, hi, ok := llamaStats(llama, llamaType(r.DType), r.PromptTokens, 0); ok {
+			if med, lo, hi, ok := llamaStats(llama, llamaType(r.DType), r.Params, r.PromptTokens, 0); ok {
 				fmt.Fprintf(w, " %8.1f (%5.0f-%5.0f) %5.2f×", med, lo, hi, r.PrefillTokS/med)
 			} else {
 				fmt.Fprintf(w, " %20s %6s", "-", "")
@@ -114,7 +138,7 @@ func writeRatioTable(w io.Writer, results []benchResult, llama []llamaRun) {
 		}
 		fmt.Fprintf(w, " %6.1f (%4.0f-%4.0f) %4.0f%%", r.DecodeTokS, r.DecodeMin, r.DecodeMax, 100*r.DecodeTokS/r.DecodeBoundTokS)
 		if llama != nil {
-			if med, lo, hi, ok := llamaStats(llama, llamaType(r.DType), 0, r.NewTokens); ok {
+			if med, lo, hi, ok := llamaStats(llama, llamaType(r.DType), r.Params, 0, r.NewTokens); ok {
 				fmt.Fprintf(w, " %6.1f (%4.0f-%4.0f) %5.2f×", med, lo, hi, r.DecodeTokS/med)
 			} else {
 				fmt.Fprintf(w, " %18s %6s", "-", "")
