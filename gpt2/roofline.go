@@ -26,6 +26,47 @@ type Roofline struct {
 	// PeakBF16GFLOPs and PeakI8GOPs are the same for the bf16 and int8
 	// dot-product instructions. Zero where not measured.
 	PeakGFLOPs, PeakBF16GFLOPs, PeakI8GOPs float64
+
+	// Core holds the GEMM rates and instruction peaks of one thread timed
+	// by its own CPU clock: what a core does while it runs, which another
+	// process taking the core some of the time does not lower, so their
+	// ratio holds on a busy machine where the wall-clock ones above drift.
+	// Zero where the thread's clock cannot be read (not Linux).
+	Core CoreRates
+}
+
+// CoreRates are Roofline's rates on one core, by its CPU time.
+type CoreRates struct {
+	GEMMGFLOPs, GEMMBF16GFLOPs, GEMMF16GFLOPs, GEMMI8GFLOPs float64
+	PeakGFLOPs, PeakBF16GFLOPs, PeakI8GOPs                  float64
+}
+
+// GEMMPctPeak returns the GEMM rate on one core for weights of dtype as a
+// percentage of the instruction peak it runs on, or 0 where not measured.
+func (r Roofline) GEMMPctPeak(dtype string) float64 {
+	c := r.Core
+	gemm, peak := 0.0, c.PeakGFLOPs
+	switch dtype {
+	case "F32":
+		gemm = c.GEMMGFLOPs
+	case "BF16", "F16":
+		gemm = c.GEMMBF16GFLOPs
+		if dtype == "F16" {
+			gemm = c.GEMMF16GFLOPs
+		}
+		if hasBF16 {
+			peak = c.PeakBF16GFLOPs
+		}
+	case "I8":
+		gemm = c.GEMMI8GFLOPs
+		if hasVNNI {
+			peak = c.PeakI8GOPs
+		}
+	}
+	if gemm <= 0 || peak <= 0 {
+		return 0
+	}
+	return 100 * gemm / peak
 }
 
 // GEMMFor returns the GEMM rate for weights of dtype (a Model's DType:
@@ -117,16 +158,36 @@ func MeasureRoofline(threads int) Roofline {
 		}
 		return best
 	}
-	r.GEMMGFLOPs = rate(&linear{In: K, Out: N, Type: weightF32, F32: w})
+	// coreRate is rate on one thread by its CPU time, the best of three.
+	p1 := newPool(1) // the caller only: every chunk runs on this thread
+	defer p1.Close()
+	coreRate := func(l *linear) float64 {
+		return onThreadClock(func(cpu func() time.Duration) float64 {
+			p1.linear(out, x, M, l)
+			var best float64
+			for range 3 {
+				c := cpu()
+				p1.linear(out, x, M, l)
+				if d := cpu() - c; d > 0 {
+					best = max(best, 2*M*K*N/d.Seconds()/1e9)
+				}
+			}
+			return best
+		})
+	}
+	lf := &linear{In: K, Out: N, Type: weightF32, F32: w}
+	r.GEMMGFLOPs, r.Core.GEMMGFLOPs = rate(lf), coreRate(lf)
 	u16 := make([]uint16, len(w))
 	for i, v := range w {
 		u16[i] = bf16FromF32(v)
 	}
-	r.GEMMBF16GFLOPs = rate(&linear{In: K, Out: N, Type: weightBF16, U16: u16})
+	lb := &linear{In: K, Out: N, Type: weightBF16, U16: u16}
+	r.GEMMBF16GFLOPs, r.Core.GEMMBF16GFLOPs = rate(lb), coreRate(lb)
 	for i, v := range w {
 		u16[i] = f16FromF32(v)
 	}
-	r.GEMMF16GFLOPs = rate(&linear{In: K, Out: N, Type: weightF16, U16: u16})
+	lh := &linear{In: K, Out: N, Type: weightF16, U16: u16}
+	r.GEMMF16GFLOPs, r.Core.GEMMF16GFLOPs = rate(lh), coreRate(lh)
 	i8 := make([]int8, len(w))
 	sc := make([]float32, N)
 	for i, v := range w {
@@ -135,7 +196,8 @@ func MeasureRoofline(threads int) Roofline {
 	for i := range sc {
 		sc[i] = 0.01
 	}
-	r.GEMMI8GFLOPs = rate(&linear{In: K, Out: N, Type: weightI8, I8: i8, Scale: sc})
+	li := &linear{In: K, Out: N, Type: weightI8, I8: i8, Scale: sc}
+	r.GEMMI8GFLOPs, r.Core.GEMMI8GFLOPs = rate(li), coreRate(li)
 
 	f32, bf16, i8Loop, f32Ops, bf16Ops, i8Ops := peakLoops()
 	peak := func(loop func(int), ops float64) float64 {
@@ -147,6 +209,25 @@ func MeasureRoofline(threads int) Roofline {
 	r.PeakGFLOPs = peak(f32, f32Ops)
 	r.PeakBF16GFLOPs = peak(bf16, bf16Ops)
 	r.PeakI8GOPs = peak(i8Loop, i8Ops)
+	corePeak := func(loop func(int), ops float64) float64 {
+		if loop == nil {
+			return 0
+		}
+		return onThreadClock(func(cpu func() time.Duration) float64 {
+			var best float64
+			for range 3 {
+				c := cpu()
+				loop(peakIters)
+				if d := cpu() - c; d > 0 {
+					best = max(best, peakIters*ops/d.Seconds()/1e9)
+				}
+			}
+			return best
+		})
+	}
+	r.Core.PeakGFLOPs = corePeak(f32, f32Ops)
+	r.Core.PeakBF16GFLOPs = corePeak(bf16, bf16Ops)
+	r.Core.PeakI8GOPs = corePeak(i8Loop, i8Ops)
 	return r
 }
 
@@ -196,4 +277,19 @@ func measurePeak(threads int, loop func(int), ops float64) float64 {
 		best = max(best, float64(threads)*peakIters*ops/last.Sub(first).Seconds()/1e9)
 	}
 	return best
+}
+
+// onThreadClock runs measure locked to one OS thread, giving it that
+// thread's CPU clock, and returns what it returns; 0 where the clock
+// cannot be read.
+func onThreadClock(measure func(cpu func() time.Duration) float64) float64 {
+	if _, ok := threadCPUTime(); !ok {
+		return 0
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return measure(func() time.Duration {
+		d, _ := threadCPUTime()
+		return d
+	})
 }

@@ -28,6 +28,22 @@ func TestMeasureRooflineMeasuresEveryBound(t *testing.T) {
 			t.Errorf("%s peak %g; CPU has it: %v", c.name, c.v, c.has)
 		}
 	}
+	if _, ok := threadCPUTime(); ok {
+		c := r.Core
+		for name, v := range map[string]float64{
+			"core gemm f32": c.GEMMGFLOPs, "core gemm bf16": c.GEMMBF16GFLOPs, "core gemm f16": c.GEMMF16GFLOPs,
+			"core gemm int8": c.GEMMI8GFLOPs, "core f32 peak": c.PeakGFLOPs,
+		} {
+			if !(v > 0) {
+				t.Errorf("%s %g, want > 0 (the thread clock reads)", name, v)
+			}
+		}
+		if (c.PeakBF16GFLOPs > 0) != (bf16 != nil) || (c.PeakI8GOPs > 0) != (i8 != nil) {
+			t.Errorf("core peaks bf16 %g, int8 %g; CPU has them: %v, %v", c.PeakBF16GFLOPs, c.PeakI8GOPs, bf16 != nil, i8 != nil)
+		}
+		t.Logf("one core, by its CPU time: GEMM %% of peak f32 %.0f%%, bf16 %.0f%%, f16 %.0f%%, int8 %.0f%%",
+			r.GEMMPctPeak("F32"), r.GEMMPctPeak("BF16"), r.GEMMPctPeak("F16"), r.GEMMPctPeak("I8"))
+	}
 	t.Logf("%+v", r)
 	t.Logf("GEMM / peak: f32 %.0f%%, bf16 %.0f%%, int8 %.0f%%", 100*r.GEMMGFLOPs/r.PeakFor("F32"),
 		100*r.GEMMBF16GFLOPs/r.PeakFor("BF16"), 100*r.GEMMI8GFLOPs/r.PeakFor("I8"))
