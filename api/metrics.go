@@ -9,7 +9,8 @@ import (
 
 // registry holds gpt2d's metrics in a prometheus/client_golang Registry,
 // with the Go runtime's collector (GC, goroutines, memory) and the
-// process collector (RSS, CPU, open file descriptors) beside them.
+// process collector (RSS, CPU, open file descriptors) beside them, and
+// the peak RSS where the system gives it.
 // GET /metrics writes it in the Prometheus text format through promhttp.
 //
 // The methods below are the one place metrics are registered (see
@@ -23,6 +24,13 @@ type registry struct {
 func newRegistry() *registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if _, ok := peakRSSBytes(); ok {
+		// Beside process_resident_memory_bytes: what the server's memory
+		// budget (weights + KV in use + 100 MB) is held to.
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gpt2d_peak_resident_memory_bytes",
+			Help: "Peak resident set size of the process in bytes (getrusage maxrss)."},
+			func() float64 { v, _ := peakRSSBytes(); return v }))
+	}
 	return &registry{reg: r}
 }
 

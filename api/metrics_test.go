@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -218,8 +219,14 @@ func TestMetricsKeepEveryNameAndExposeTheRuntime(t *testing.T) {
 			t.Errorf("runtime metric %s missing", name)
 		}
 	}
-	if v := fams.value(t, "process_resident_memory_bytes"); v <= 0 {
-		t.Errorf("RSS %v", v)
+	rss := fams.value(t, "process_resident_memory_bytes")
+	if rss <= 0 {
+		t.Errorf("RSS %v", rss)
+	}
+	if runtime.GOOS == "linux" {
+		if peak := fams.value(t, "gpt2d_peak_resident_memory_bytes"); peak < rss {
+			t.Errorf("peak RSS %v below the RSS %v", peak, rss)
+		}
 	}
 }
 
