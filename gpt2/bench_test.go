@@ -204,30 +204,39 @@ func TestDecodeStepDoesNotAllocate(t *testing.T) {
 
 // BenchmarkDecodeContext times one batch-1 decode step at a given context
 // length (the cache filled with random keys and values and rewound to the
-// same position each step), interleaving the lengths per weight type so
-// the ratios decode@1000 / decode@16 come from one run.
+// same position each step), per weight type and KV cache element type,
+// interleaving the lengths so the ratios decode@1000 / decode@16 come from
+// one run. cpu-ns/op is the process's CPU time per step, which time spent
+// descheduled on a shared machine does not inflate.
 func BenchmarkDecodeContext(b *testing.B) {
 	for _, dt := range []weights.DType{weights.F32, weights.BF16, weights.I8} {
 		m := benchModel(b, dt)
-		for _, ctx := range []int{16, 512, 1000} {
-			b.Run(fmt.Sprintf("%s/ctx=%d", dt, ctx), func(b *testing.B) {
-				a := m.newActivations(1, 1)
-				cache := m.NewKVCache()
-				fillKVCache(cache, 3)
-				tok := []int{464}
-				st := make([]step, 1)
-				b.ResetTimer()
-				cpu0 := cpuTime()
-				for range b.N {
-					cache.n = ctx
-					st[0] = step{cache: cache, tokens: tok, wantLogits: true}
-					if err := m.forward(a, st); err != nil {
-						b.Fatal(err)
+		for _, kv := range []weights.DType{weights.F32, weights.F16} {
+			kind, err := kvKindOf(kv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, ctx := range []int{16, 512, 1000} {
+				b.Run(fmt.Sprintf("%s/kv=%s/ctx=%d", dt, kv, ctx), func(b *testing.B) {
+					a := m.newActivations(1, 1)
+					c := m.Config
+					cache := newKVPoolOf(c, (c.NPositions+kvBlockSize-1)/kvBlockSize, kvBlockSize, kind).newCache(c.NPositions)
+					fillKVCache(cache, 3)
+					tok := []int{464}
+					st := make([]step, 1)
+					b.ResetTimer()
+					cpu0 := cpuTime()
+					for range b.N {
+						cache.n = ctx
+						st[0] = step{cache: cache, tokens: tok, wantLogits: true}
+						if err := m.forward(a, st); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
-				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") // time descheduled left out
-			})
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") // time descheduled left out
+				})
+			}
 		}
 	}
 }
@@ -236,8 +245,15 @@ func BenchmarkDecodeContext(b *testing.B) {
 func fillKVCache(c *KVCache, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for _, t := range []*tensor.Dense{c.pool.k, c.pool.v} {
-		for i, f := 0, t.Float32s(); i < len(f); i++ {
-			f[i] = float32(rng.NormFloat64())
+		switch c.pool.kind {
+		case kvF32:
+			for i, f := 0, t.Float32s(); i < len(f); i++ {
+				f[i] = float32(rng.NormFloat64())
+			}
+		default:
+			for i, h := 0, t.Uint16s(); i < len(h); i++ {
+				h[i] = f16FromF32(float32(rng.NormFloat64()))
+			}
 		}
 	}
 }

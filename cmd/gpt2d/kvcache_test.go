@@ -10,7 +10,8 @@ import (
 // TestServeKVCacheFlags: the built server sizes its KV pool by
 // --kv-cache-mb (the tiny model's 64-position block is 64 KiB), reuses a
 // repeated prompt prefix by default with the same output, and does not
-// with --prefix-cache=false.
+// with --prefix-cache=false; with --kv-dtype f16 the same MiB hold twice
+// the blocks.
 func TestServeKVCacheFlags(t *testing.T) {
 	prompt := strings.Repeat("A shared system prompt, long enough to fill a block. ", 8)
 	for _, tt := range []struct {
@@ -21,6 +22,7 @@ func TestServeKVCacheFlags(t *testing.T) {
 	}{
 		{"prefix cache on", []string{"--kv-cache-mb", "2"}, 32, true},
 		{"prefix cache off", []string{"--kv-cache-mb", "3", "--prefix-cache=false"}, 48, false},
+		{"f16 KV", []string{"--kv-cache-mb", "2", "--kv-dtype", "f16"}, 64, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "gpt2d.db")

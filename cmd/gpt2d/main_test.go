@@ -380,8 +380,8 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		cfg.JWTSecret != want.JWTSecret || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.1 10.0.0.2]" {
 		t.Fatalf("config = %+v", cfg)
 	}
-	if !cfg.PrefixCache || cfg.KVCacheMB != 0 {
-		t.Errorf("KV defaults: prefix cache %v, %d MiB", cfg.PrefixCache, cfg.KVCacheMB)
+	if !cfg.PrefixCache || cfg.KVCacheMB != 0 || cfg.KVDType != "f32" {
+		t.Errorf("KV defaults: prefix cache %v, %d MiB, %s", cfg.PrefixCache, cfg.KVCacheMB, cfg.KVDType)
 	}
 	env["GPT2D_KV_CACHE_MB"], env["GPT2D_PREFIX_CACHE"] = "4096", "false"
 	if cfg, err = parse(env, "--kv-cache-mb", "2048"); err != nil || cfg.PrefixCache || cfg.KVCacheMB != 2048 {
@@ -389,6 +389,11 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 	}
 	delete(env, "GPT2D_KV_CACHE_MB")
 	delete(env, "GPT2D_PREFIX_CACHE")
+	env["GPT2D_KV_DTYPE"] = "bf16"
+	if cfg, err = parse(env); err != nil || cfg.KVDType != "bf16" {
+		t.Errorf("KV dtype from the environment: %v, %q", err, cfg.KVDType)
+	}
+	delete(env, "GPT2D_KV_DTYPE")
 
 	bad := []struct {
 		name string
@@ -405,6 +410,7 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		{"metrics token as a flag", nil, []string{"--metrics-token", "abc"}},
 		{"bool env not a bool", map[string]string{"GPT2D_PREFIX_CACHE": "sometimes"}, nil},
 		{"negative KV cache", nil, []string{"--kv-cache-mb", "-1"}},
+		{"KV dtype not a float type", nil, []string{"--kv-dtype", "int8"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
