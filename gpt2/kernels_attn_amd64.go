@@ -1,8 +1,10 @@
 package gpt2
 
 // avx512Attn is the AVX-512 chunk kernel set: scores sixteen keys at a
-// time in assembly (kernels_attn_amd64.s), values through the decode
-// kernels' dotRows, which add to out when given it as the bias.
+// time in assembly (kernels_attn_amd64.s); values of a full 64-position
+// block (Vᵀ rows of 64, contiguous) by the same sixteen-row kernel, the
+// rest through the decode kernels' dotRows, which add to out when given
+// it as the bias.
 var avx512Attn = &attnKernels{
 	scores:     avx512AttnScores,
 	scoresBF16: avx512AttnScoresBF16,
@@ -89,6 +91,10 @@ func avx512AttnValues(out, p, vt []float32, ldv int) {
 		return
 	}
 	valuesCheck(n, d, ldv, len(vt))
+	if n == 64 && ldv == 64 {
+		attnValues64F32AVX512(&out[0], &p[0], &vt[0], d, 0)
+		return
+	}
 	dotRowsF32AVX512(&out[0], &p[0], &vt[0], ldv, n, d, &out[0])
 }
 
@@ -98,6 +104,10 @@ func avx512AttnValuesBF16(out, p []float32, vt []uint16, ldv int) {
 		return
 	}
 	valuesCheck(n, d, ldv, len(vt))
+	if n == 64 && ldv == 64 {
+		attnValues64BF16AVX512(&out[0], &p[0], &vt[0], d, 0)
+		return
+	}
 	dotRowsBF16AVX512(&out[0], &p[0], &vt[0], ldv, n, d, &out[0])
 }
 
@@ -107,6 +117,10 @@ func avx512AttnValuesF16(out, p []float32, vt []uint16, ldv int) {
 		return
 	}
 	valuesCheck(n, d, ldv, len(vt))
+	if n == 64 && ldv == 64 {
+		attnValues64F16AVX512(&out[0], &p[0], &vt[0], d, 0)
+		return
+	}
 	dotRowsF16AVX512(&out[0], &p[0], &vt[0], ldv, n, d, &out[0])
 }
 
@@ -181,3 +195,12 @@ func attnScores64F16AVX512(s *float32, q *float32, k *uint16, n int, scale float
 
 //go:noescape
 func attnScores64F32AVX2(s *float32, q *float32, k *float32, n int, scale float32)
+
+//go:noescape
+func attnValues64F32AVX512(out *float32, p *float32, vt *float32, rows int, scale float32)
+
+//go:noescape
+func attnValues64BF16AVX512(out *float32, p *float32, vt *uint16, rows int, scale float32)
+
+//go:noescape
+func attnValues64F16AVX512(out *float32, p *float32, vt *uint16, rows int, scale float32)

@@ -189,8 +189,15 @@ done: \
 	VCVTPH2PS (off+64)(SI), Z6; VFMADD231PS Z6, Z2, acc; \
 	VCVTPH2PS (off+96)(SI), Z7; VFMADD231PS Z7, Z3, acc
 
-// SCORES64 is the body for key size ks bytes (256 or 128) and key macro kk.
-#define SCORES64(ks, kk) \
+// SCORES64 is the body for key size ks bytes (256 or 128) and key macro
+// kk; fin16 and fin1 finish sixteen sums in Z16 and one in X8 before they
+// are stored: scaled (the score kernels) or added to what s holds (the
+// value kernels, which run the same loop over the rows of a block's Vᵀ).
+#define SCALE16 VMULPS Z15, Z16, Z16
+#define SCALE1 VMULSS X15, X8, X8
+#define ADD16 VADDPS (DI), Z16, Z16
+#define ADD1 VADDSS (DI), X8, X8
+#define SCORES64(ks, kk, fin16, fin1) \
 	MOVQ s+0(FP), DI; \
 	MOVQ q+8(FP), BX; \
 	MOVQ k+16(FP), SI; \
@@ -209,7 +216,7 @@ group64: \
 	kk(8*ks, Z24); kk(9*ks, Z25); kk(10*ks, Z26); kk(11*ks, Z27); \
 	kk(12*ks, Z28); kk(13*ks, Z29); kk(14*ks, Z30); kk(15*ks, Z31); \
 	REDUCE16; \
-	VMULPS Z15, Z16, Z16; \
+	fin16; \
 	VMOVUPS Z16, (DI); \
 	ADDQ $64, DI; \
 	ADDQ $(16*ks), SI; \
@@ -226,7 +233,7 @@ single64: \
 	VADDPS X9, X8, X8; \
 	VHADDPS X8, X8, X8; \
 	VHADDPS X8, X8, X8; \
-	VMULSS X15, X8, X8; \
+	fin1; \
 	VMOVSS X8, (DI); \
 	ADDQ $4, DI; \
 	ADDQ $ks, SI; \
@@ -345,15 +352,34 @@ y_done:
 
 // func attnScores64F32AVX512(s *float32, q *float32, k *float32, n int, scale float32)
 TEXT ·attnScores64F32AVX512(SB), NOSPLIT, $0-36
-	SCORES64(256, K64_F32)
+	SCORES64(256, K64_F32, SCALE16, SCALE1)
 
 // func attnScores64BF16AVX512(s *float32, q *float32, k *uint16, n int, scale float32)
 TEXT ·attnScores64BF16AVX512(SB), NOSPLIT, $0-36
-	SCORES64(128, K64_BF16)
+	SCORES64(128, K64_BF16, SCALE16, SCALE1)
 
 // func attnScores64F16AVX512(s *float32, q *float32, k *uint16, n int, scale float32)
 TEXT ·attnScores64F16AVX512(SB), NOSPLIT, $0-36
-	SCORES64(128, K64_F16)
+	SCORES64(128, K64_F16, SCALE16, SCALE1)
+
+// The value kernels of a full block whose Vᵀ rows are 64 long (ldv = n =
+// 64): each of the rows value rows is a "key" and the weights p the
+// "query", the sums added to out.
+//
+// func attnValues64<T>AVX512(out *float32, p *float32, vt *<T>, rows int, scale float32)
+// (scale unused: the frame matches the score kernels')
+
+// func attnValues64F32AVX512(out *float32, p *float32, vt *float32, rows int, scale float32)
+TEXT ·attnValues64F32AVX512(SB), NOSPLIT, $0-36
+	SCORES64(256, K64_F32, ADD16, ADD1)
+
+// func attnValues64BF16AVX512(out *float32, p *float32, vt *uint16, rows int, scale float32)
+TEXT ·attnValues64BF16AVX512(SB), NOSPLIT, $0-36
+	SCORES64(128, K64_BF16, ADD16, ADD1)
+
+// func attnValues64F16AVX512(out *float32, p *float32, vt *uint16, rows int, scale float32)
+TEXT ·attnValues64F16AVX512(SB), NOSPLIT, $0-36
+	SCORES64(128, K64_F16, ADD16, ADD1)
 
 // func attnScores64F32AVX2(s *float32, q *float32, k *float32, n int, scale float32)
 TEXT ·attnScores64F32AVX2(SB), NOSPLIT, $0-36

@@ -49,7 +49,7 @@ func TestAttnKernelsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, ks := range attnKernelSets() {
 		for _, kk := range kvKinds {
-			for _, n := range []int{0, 1, 5, 8, 15, 16, 17, 31, 33, 100, 256} {
+			for _, n := range []int{0, 1, 5, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 256} {
 				for _, D := range []int{1, 7, 8, 15, 16, 17, 24, 63, 64, 65, 128} {
 					name := fmt.Sprintf("%s/%s/n=%d/D=%d", ks.name, kk.name, n, D)
 					q := randVec(rng, D+1)[1:]
@@ -82,6 +82,9 @@ func TestAttnKernelsMatchReference(t *testing.T) {
 					}
 
 					ldv := n + extra
+					if n%2 == 0 {
+						ldv = n // rows back to back, as in a full paged block
+					}
 					p := randVec(rng, n+1)[1:]
 					v32, v16 := randKV(rng, D*ldv+1, kk.narrow, kk.widen)
 					v32 = v32[1:]
