@@ -56,6 +56,10 @@ type kvPool struct {
 	cached []bool
 	toks   []int32
 	byHash map[uint64]int32
+	// scope holds the cache scope (Request.CacheScope) of each cached
+	// block, also checked on every match: a block is shared only within
+	// its scope even if the chain hashes of two scopes collided.
+	scope []string
 
 	reserved int // blocks promised to running sequences, not yet taken
 	seed     maphash.Seed
@@ -131,7 +135,7 @@ func newKVPoolOf(c weights.Config, n, bs int, kind kvKind) *kvPool {
 	p := &kvPool{
 		k: k, v: v, kind: kind, layers: L, bs: bs, stride: H * bs * D, n: n,
 		ref: make([]int32, n), free: make([]int32, n), hash: make([]uint64, n),
-		cached: make([]bool, n), toks: make([]int32, n*bs), byHash: make(map[uint64]int32, n),
+		cached: make([]bool, n), toks: make([]int32, n*bs), byHash: make(map[uint64]int32, n), scope: make([]string, n),
 		seed: maphash.MakeSeed(), hbuf: make([]byte, 8+4*bs),
 	}
 	if kind == kvF32 {
@@ -222,7 +226,7 @@ func (p *kvPool) forget(b int32) {
 		if p.byHash[p.hash[b]] == b {
 			delete(p.byHash, p.hash[b])
 		}
-		p.cached[b] = false
+		p.cached[b], p.scope[b] = false, ""
 	}
 }
 
@@ -248,9 +252,21 @@ func (p *kvPool) releaseBlock(b int32) {
 	p.free = append(p.free, b) // cap n: never grows
 }
 
+// scopeRoot returns the root of the hash chain of scope's blocks: the
+// parent hash of a sequence's first block. The empty scope's is 0; every
+// other is a keyed hash of the scope, so the same tokens in two scopes
+// hash to unrelated chains.
+func (p *kvPool) scopeRoot(scope string) uint64 {
+	if scope == "" {
+		return 0
+	}
+	return maphash.String(p.seed, scope)
+}
+
 // blockHash returns the chain hash of a block holding tokens after a
-// prefix whose last block hashed to parent (0 for the first block). It is
-// keyed by the pool's random seed, so clients cannot craft collisions.
+// prefix whose last block hashed to parent (the scope's root for the
+// first block). It is keyed by the pool's random seed, so clients cannot
+// craft collisions.
 func (p *kvPool) blockHash(parent uint64, tokens []int) uint64 {
 	binary.LittleEndian.PutUint64(p.hbuf, parent)
 	for i, t := range tokens {
@@ -259,10 +275,11 @@ func (p *kvPool) blockHash(parent uint64, tokens []int) uint64 {
 	return maphash.Bytes(p.seed, p.hbuf[:8+4*len(tokens)])
 }
 
-// lookup returns the cached block with chain hash h holding tokens.
-func (p *kvPool) lookup(h uint64, tokens []int) (int32, bool) {
+// lookup returns the cached block of scope with chain hash h holding
+// tokens.
+func (p *kvPool) lookup(scope string, h uint64, tokens []int) (int32, bool) {
 	b, ok := p.byHash[h]
-	if !ok {
+	if !ok || p.scope[b] != scope {
 		return -1, false
 	}
 	for i, t := range p.toks[int(b)*p.bs : int(b+1)*p.bs] {
@@ -273,16 +290,16 @@ func (p *kvPool) lookup(h uint64, tokens []int) (int32, bool) {
 	return b, true
 }
 
-// register makes block b, full of tokens, findable under chain hash h,
-// unless another block already is.
-func (p *kvPool) register(b int32, h uint64, tokens []int) {
+// register makes block b, full of tokens, findable in scope under chain
+// hash h, unless another block already is.
+func (p *kvPool) register(b int32, scope string, h uint64, tokens []int) {
 	if _, dup := p.byHash[h]; dup || p.cached[b] {
 		return
 	}
 	for i, t := range tokens {
 		p.toks[int(b)*p.bs+i] = int32(t)
 	}
-	p.hash[b], p.cached[b] = h, true
+	p.hash[b], p.cached[b], p.scope[b] = h, true, scope
 	p.byHash[h] = b
 }
 
@@ -301,6 +318,10 @@ type KVCache struct {
 	// hashes[i] is the chain hash of block i, for the leading blocks
 	// attached from the cache or registered in it.
 	hashes []uint64
+	// scope is the cache scope of the sequence (Request.CacheScope) and
+	// root its hash chain's root, set by attachPrefix.
+	scope string
+	root  uint64
 }
 
 // NewKVCache returns a cache for sequences of up to the model's
@@ -329,6 +350,7 @@ func (c *KVCache) Reset() {
 	}
 	c.pool.reserved -= c.res
 	c.blocks, c.hashes, c.n, c.res = c.blocks[:0], c.hashes[:0], 0, 0
+	c.scope, c.root = "", 0
 }
 
 // Bytes returns the memory of the blocks the cache holds.
@@ -376,15 +398,15 @@ func tokenAt(prompt, gen []int, i int) int {
 }
 
 // matchPrefix returns how many leading full blocks of prompt the pool has
-// cached, leaving at least one token to compute (its logits are the first
+// cached in scope, leaving at least one token to compute (its logits are the first
 // prediction), and how many of those have no user now (taking them ends
 // their idle time on the LRU list). It changes nothing.
-func (p *kvPool) matchPrefix(prompt []int) (blocks, idle int) {
-	var h uint64
+func (p *kvPool) matchPrefix(scope string, prompt []int) (blocks, idle int) {
+	h := p.scopeRoot(scope)
 	for i := 0; (i+1)*p.bs < len(prompt); i++ {
 		toks := prompt[i*p.bs : (i+1)*p.bs]
 		h = p.blockHash(h, toks)
-		b, ok := p.lookup(h, toks)
+		b, ok := p.lookup(scope, h, toks)
 		if !ok {
 			break
 		}
@@ -396,15 +418,17 @@ func (p *kvPool) matchPrefix(prompt []int) (blocks, idle int) {
 	return blocks, idle
 }
 
-// attachPrefix gives the empty cache c the first n cached blocks of
-// prompt (as matchPrefix found them), filling its first n·B positions.
-func (c *KVCache) attachPrefix(prompt []int, n int) {
+// attachPrefix puts the empty cache c in scope and gives it the first n
+// cached blocks of prompt there (as matchPrefix found them), filling its
+// first n·B positions. The blocks it fills later are published in scope.
+func (c *KVCache) attachPrefix(scope string, prompt []int, n int) {
 	p := c.pool
-	var h uint64
+	c.scope, c.root = scope, p.scopeRoot(scope)
+	h := c.root
 	for i := range n {
 		toks := prompt[i*p.bs : (i+1)*p.bs]
 		h = p.blockHash(h, toks)
-		b, _ := p.lookup(h, toks)
+		b, _ := p.lookup(scope, h, toks)
 		p.retain(b)
 		c.blocks = append(c.blocks, b)
 		c.hashes = append(c.hashes, h)
@@ -421,12 +445,12 @@ func (c *KVCache) publish(prompt, gen []int, buf []int) {
 		for j := range toks {
 			toks[j] = tokenAt(prompt, gen, i*p.bs+j)
 		}
-		var parent uint64
+		parent := c.root
 		if i > 0 {
 			parent = c.hashes[i-1]
 		}
 		h := p.blockHash(parent, toks)
-		p.register(c.blocks[i], h, toks)
+		p.register(c.blocks[i], c.scope, h, toks)
 		c.hashes = append(c.hashes, h)
 	}
 }

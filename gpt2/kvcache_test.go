@@ -41,8 +41,8 @@ func TestKVPoolAllocRefcountAndLRU(t *testing.T) {
 	// Blocks 0 and 1 hold a cached prefix; 2 and 3 nothing cached.
 	h0 := p.blockHash(0, seqTokens(10, 4))
 	h1 := p.blockHash(h0, seqTokens(14, 4))
-	p.register(0, h0, seqTokens(10, 4))
-	p.register(1, h1, seqTokens(14, 4))
+	p.register(0, "", h0, seqTokens(10, 4))
+	p.register(1, "", h1, seqTokens(14, 4))
 	p.retain(1) // a second user of block 1
 	for _, b := range []int32{1, 0, 2} {
 		p.releaseBlock(b)
@@ -63,10 +63,10 @@ func TestKVPoolAllocRefcountAndLRU(t *testing.T) {
 	if b, _ := p.alloc(); b != 0 {
 		t.Fatalf("alloc took %d, want block 0 (least recently used)", b)
 	}
-	if _, ok := p.lookup(h0, seqTokens(10, 4)); ok {
+	if _, ok := p.lookup("", h0, seqTokens(10, 4)); ok {
 		t.Error("evicted block 0 is still found")
 	}
-	if b, ok := p.lookup(h1, seqTokens(14, 4)); !ok || b != 1 {
+	if b, ok := p.lookup("", h1, seqTokens(14, 4)); !ok || b != 1 {
 		t.Errorf("block 1 lost: %d %v", b, ok)
 	}
 	// A user taking an idle cached block takes it off the LRU list.
@@ -153,7 +153,7 @@ func TestPrefixMatching(t *testing.T) {
 		{"shorter than a block", prompt[:3], 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, idle := p.matchPrefix(tt.prompt)
+			got, idle := p.matchPrefix("", tt.prompt)
 			if got != tt.want || idle != 0 {
 				t.Errorf("match %d blocks (%d idle), want %d (0 idle)", got, idle, tt.want)
 			}
@@ -162,11 +162,11 @@ func TestPrefixMatching(t *testing.T) {
 	// After the sequence leaves, its blocks are idle but still found;
 	// a new sequence attaching them takes them back from the LRU list.
 	c.Reset()
-	if got, idle := p.matchPrefix(prompt); got != 2 || idle != 2 {
+	if got, idle := p.matchPrefix("", prompt); got != 2 || idle != 2 {
 		t.Fatalf("after release: %d blocks, %d idle", got, idle)
 	}
 	d := p.newCache(32)
-	d.attachPrefix(prompt, 2)
+	d.attachPrefix("", prompt, 2)
 	if d.Len() != 8 || p.lru.len != 0 || p.used() != 2 {
 		t.Errorf("attached: len %d, lru %d, used %d", d.Len(), p.lru.len, p.used())
 	}
@@ -284,6 +284,76 @@ func TestPrefixCacheMatchesColdRun(t *testing.T) {
 		if st.PrefixHitTokens == 0 || cst.PrefixHitTokens != 0 {
 			t.Errorf("B=%d prefix hit tokens: %d with the cache, %d without", bs, st.PrefixHitTokens, cst.PrefixHitTokens)
 		}
+	}
+}
+
+// TestPrefixCacheScopes: cached prefixes are shared only within a cache
+// scope. The same prompt sent in another scope computes its whole prompt
+// (no hit tokens), sent again in a scope that cached it takes its full
+// blocks from the cache, and every run gives the same tokens.
+func TestPrefixCacheScopes(t *testing.T) {
+	const bs = 8
+	_, e := newTinyEngine(t, EngineConfig{Slots: 2, blockSize: bs})
+	ids := loadReference(t).Prompts[6].IDs // 108 tokens
+	full := (len(ids) - 1) / bs * bs        // whole blocks, the last token left to compute
+	var want []int
+	for i, tt := range []struct {
+		scope string
+		hit   int // prompt tokens expected from the cache
+	}{
+		{"user:1", 0},
+		{"user:2", 0},    // the same prompt, another user: computed
+		{"user:1", full}, // the first user again: cached
+		{"user:2", full},
+		{"", 0}, // the unscoped requests share among themselves only
+		{"", full},
+		{"user:10", 0}, // not a prefix or suffix match of another scope
+	} {
+		before := e.Stats().PrefixHitTokens
+		res, err := e.Generate(t.Context(), Request{PromptIDs: ids, MaxNewTokens: 6, IgnoreEOS: true, CacheScope: tt.scope}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(e.Stats().PrefixHitTokens - before); got != tt.hit {
+			t.Errorf("request %d in scope %q: %d prefix hit tokens, want %d", i, tt.scope, got, tt.hit)
+		}
+		if want == nil {
+			want = res.Tokens
+		} else if !equalInts(res.Tokens, want) {
+			t.Errorf("request %d in scope %q: %v, first run %v", i, tt.scope, res.Tokens, want)
+		}
+	}
+}
+
+// TestLookupChecksTheScope: a block is found only in the scope it was
+// registered in, even under the same chain hash (a collision between
+// two scopes' chains hands out nothing).
+func TestLookupChecksTheScope(t *testing.T) {
+	p := testPool(t, 4, 4)
+	toks := seqTokens(10, 4)
+	if p.scopeRoot("") != 0 || p.scopeRoot("a") == p.scopeRoot("b") || p.scopeRoot("a") == 0 {
+		t.Fatalf("roots: %x %x %x", p.scopeRoot(""), p.scopeRoot("a"), p.scopeRoot("b"))
+	}
+	h := p.blockHash(p.scopeRoot("a"), toks)
+	if h == p.blockHash(p.scopeRoot("b"), toks) || h == p.blockHash(0, toks) {
+		t.Fatal("the same tokens hash alike in two scopes")
+	}
+	b, _ := p.alloc()
+	p.register(b, "a", h, toks)
+	for _, tt := range []struct {
+		scope string
+		found bool
+	}{{"a", true}, {"b", false}, {"", false}} {
+		if _, ok := p.lookup(tt.scope, h, toks); ok != tt.found {
+			t.Errorf("lookup in scope %q: found %v, want %v", tt.scope, ok, tt.found)
+		}
+	}
+	p.releaseBlock(b)
+	p.alloc() // the free blocks first
+	p.alloc()
+	p.alloc()
+	if c, _ := p.alloc(); c != b || p.scope[b] != "" { // evicted: forgotten with its scope
+		t.Errorf("evicted block %d (want %d), scope %q", c, b, p.scope[b])
 	}
 }
 

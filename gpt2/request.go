@@ -44,6 +44,15 @@ type Request struct {
 	// Prepare then checks only that the prompt fits the context window,
 	// and MaxNewTokens and MaxLength are ignored.
 	ScoreOnly bool
+	// CacheScope bounds who shares this request's cached prompt prefix
+	// (EngineConfig.NoPrefixCache aside): KV blocks are reused only
+	// between requests of the same scope, because a shared cache lets a
+	// caller learn, from the time to its first token, whether someone
+	// else recently sent the same prefix. The scope is mixed into the
+	// root of the blocks' hash chain and stored with each cached block.
+	// A server sets it from the authenticated caller (gpt2d: the user's
+	// id); "" is one scope shared by every request that leaves it empty.
+	CacheScope string
 }
 
 // FinishReason says why generation ended.

@@ -138,7 +138,7 @@ func (sc *scheduler) admit() bool {
 
 // reserve gives the empty cache of s what job j needs, if the pool can:
 // the cached blocks of the longest prefix of its prompt found in the pool
-// (unless prefix caching is off or the job scores its prompt, which needs
+// within its cache scope (unless prefix caching is off or the job scores its prompt, which needs
 // every position's logits), and a promise of the blocks for the rest of
 // the prompt and every token it may generate. It reports false, changing
 // nothing, when the pool cannot hold that now, and an error when it never
@@ -152,12 +152,12 @@ func (sc *scheduler) reserve(s *seq, j *genJob) (bool, error) {
 	}
 	hit, idle := 0, 0
 	if !sc.e.cfg.NoPrefixCache && j.score < 0 {
-		hit, idle = p.matchPrefix(j.prompt)
+		hit, idle = p.matchPrefix(j.req.CacheScope, j.prompt)
 	}
 	if total-hit > p.available()-idle {
 		return false, nil
 	}
-	s.cache.attachPrefix(j.prompt, hit)
+	s.cache.attachPrefix(j.req.CacheScope, j.prompt, hit)
 	s.cache.reserve(total - hit)
 	sc.e.prefixHits.Add(int64(hit * p.bs))
 	return true, nil
