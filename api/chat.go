@@ -233,6 +233,7 @@ func (s *Server) chatCompletions(c *fiber.Ctx) error {
 	req.MaxNewTokens = r.maxTokens
 	req.Stop = append(s.cfg.ChatTemplate.Stop(), req.Stop...)
 	req.Logprobs, req.TokenLogprobs = r.topLogprobs, r.logprobs
+	req.CacheScope = s.cacheScope(c)
 	p, err := g.Prepare(req)
 	if err != nil {
 		return s.openAIGenerateError(err)

@@ -166,6 +166,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 		req.Prompt, req.PromptIDs = pr.text, pr.ids
 		req.MaxNewTokens = r.maxTokens
 		req.ScoreOnly = r.maxTokens == 0
+		req.CacheScope = s.cacheScope(c)
 		if r.logprobs != nil {
 			req.Logprobs, req.TokenLogprobs = *r.logprobs, true
 		}

@@ -85,6 +85,7 @@ func (s *Server) generate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	req.CacheScope = s.cacheScope(c)
 	p, err := g.Prepare(req)
 	if err != nil {
 		return s.generateError(err, "max_length")

@@ -98,6 +98,9 @@ type Config struct {
 	// user can hold every slot and the queue (0 → half the engine's
 	// slots, at least 1; negative: no cap).
 	MaxUserSequences int
+	// PrefixCacheScope says which requests share the engine's cached
+	// prompt prefixes ("" → PrefixCacheUser). See PrefixCacheScope.
+	PrefixCacheScope PrefixCacheScope
 
 	// Generation caps what one generation request may ask for.
 	Generation GenerationLimits
@@ -249,6 +252,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	if err := checkOrigins(cfg.AllowedOrigins); err != nil {
+		return nil, err
+	}
+	if err := cfg.PrefixCacheScope.Check(); err != nil {
 		return nil, err
 	}
 	filter, err := NewFilter(cfg.BlockedWords)

@@ -295,7 +295,7 @@ func TestPrefixCacheScopes(t *testing.T) {
 	const bs = 8
 	_, e := newTinyEngine(t, EngineConfig{Slots: 2, blockSize: bs})
 	ids := loadReference(t).Prompts[6].IDs // 108 tokens
-	full := (len(ids) - 1) / bs * bs        // whole blocks, the last token left to compute
+	full := (len(ids) - 1) / bs * bs       // whole blocks, the last token left to compute
 	var want []int
 	for i, tt := range []struct {
 		scope string

@@ -35,6 +35,10 @@ type Config struct {
 	// PrefixCache reuses the KV blocks of prompt prefixes seen before
 	// (--prefix-cache, GPT2D_PREFIX_CACHE; default true).
 	PrefixCache bool
+	// PrefixCacheScope is who shares cached prefixes: user (each user's
+	// own requests) or global (everyone's) (--prefix-cache-scope,
+	// GPT2D_PREFIX_CACHE_SCOPE; default user).
+	PrefixCacheScope string
 	// KVDType is the KV cache's element type: f32, bf16 or f16
 	// (--kv-dtype, GPT2D_KV_DTYPE; default f32).
 	KVDType string
@@ -201,6 +205,7 @@ func (c *Config) bindServe(b *binder) {
 	b.int(&c.KVCacheMB, "kv-cache-mb", "GPT2D_KV_CACHE_MB", 0, "KV cache pool in MiB shared by all sequences; bounds how many run at once (0: as much as 8 full-context sequences of the model, 600 MiB for GPT-2 124M)")
 	b.str(&c.KVDType, "kv-dtype", "GPT2D_KV_DTYPE", "f32", "KV cache element type: f32, or f16 / bf16 for half the memory per position (f16 kept every greedy continuation of the test fixtures, bf16 not all)")
 	b.bool(&c.PrefixCache, "prefix-cache", "GPT2D_PREFIX_CACHE", true, "reuse the KV cache of prompt prefixes seen before (--prefix-cache=false to turn off)")
+	b.str(&c.PrefixCacheScope, "prefix-cache-scope", "GPT2D_PREFIX_CACHE_SCOPE", "user", "who shares cached prompt prefixes: user (only each user's own requests, across their sessions and API keys) or global (all users: a common system prompt is computed once, but the time to first token then tells a user whether anyone sent a prefix recently; for single-tenant deployments)")
 	b.int(&c.Threads, "threads", "GPT2D_THREADS", 0, "kernel threads (0: all CPUs)")
 	b.str(&c.Addr, "addr", "GPT2D_ADDR", "127.0.0.1:8000", "listen address (loopback by default; put a TLS proxy in front for a public bind)")
 	b.int(&c.BodyLimit, "body-limit", "GPT2D_BODY_LIMIT", 64<<10, "request body limit in bytes")
@@ -269,6 +274,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := kvDType(c.KVDType); err != nil {
 		return err
+	}
+	switch c.PrefixCacheScope {
+	case "user", "global":
+	default:
+		return fmt.Errorf("--prefix-cache-scope %q: want user or global", c.PrefixCacheScope)
 	}
 	if c.ProxyHeader != "" && len(c.TrustedProxies) == 0 {
 		return errors.New("--proxy-header needs --trusted-proxies: any client could otherwise choose its IP")

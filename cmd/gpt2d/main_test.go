@@ -380,8 +380,8 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		cfg.JWTSecret != want.JWTSecret || fmt.Sprint(cfg.TrustedProxies) != "[10.0.0.1 10.0.0.2]" {
 		t.Fatalf("config = %+v", cfg)
 	}
-	if !cfg.PrefixCache || cfg.KVCacheMB != 0 || cfg.KVDType != "f32" {
-		t.Errorf("KV defaults: prefix cache %v, %d MiB, %s", cfg.PrefixCache, cfg.KVCacheMB, cfg.KVDType)
+	if !cfg.PrefixCache || cfg.KVCacheMB != 0 || cfg.KVDType != "f32" || cfg.PrefixCacheScope != "user" {
+		t.Errorf("KV defaults: prefix cache %v scoped %q, %d MiB, %s", cfg.PrefixCache, cfg.PrefixCacheScope, cfg.KVCacheMB, cfg.KVDType)
 	}
 	env["GPT2D_KV_CACHE_MB"], env["GPT2D_PREFIX_CACHE"] = "4096", "false"
 	if cfg, err = parse(env, "--kv-cache-mb", "2048"); err != nil || cfg.PrefixCache || cfg.KVCacheMB != 2048 {
@@ -394,6 +394,14 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		t.Errorf("KV dtype from the environment: %v, %q", err, cfg.KVDType)
 	}
 	delete(env, "GPT2D_KV_DTYPE")
+	env["GPT2D_PREFIX_CACHE_SCOPE"] = "global"
+	if cfg, err = parse(env); err != nil || cfg.PrefixCacheScope != "global" {
+		t.Errorf("GPT2D_PREFIX_CACHE_SCOPE=global: %v, scope %q", err, cfg.PrefixCacheScope)
+	}
+	if cfg, err = parse(env, "--prefix-cache-scope", "user"); err != nil || cfg.PrefixCacheScope != "user" {
+		t.Errorf("--prefix-cache-scope user over the env: %v, scope %q", err, cfg.PrefixCacheScope)
+	}
+	delete(env, "GPT2D_PREFIX_CACHE_SCOPE")
 
 	bad := []struct {
 		name string
@@ -411,6 +419,8 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 		{"bool env not a bool", map[string]string{"GPT2D_PREFIX_CACHE": "sometimes"}, nil},
 		{"negative KV cache", nil, []string{"--kv-cache-mb", "-1"}},
 		{"KV dtype not a float type", nil, []string{"--kv-dtype", "int8"}},
+		{"prefix cache scope neither user nor global", nil, []string{"--prefix-cache-scope", "key"}},
+		{"prefix cache scope env neither user nor global", map[string]string{"GPT2D_PREFIX_CACHE_SCOPE": "Global"}, nil},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -119,6 +119,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		MaxConnsPerIP:      noCapIfZero(cfg.MaxConnsPerIP),
 		HeaderTimeout:      cfg.HeaderTimeout,
 		MaxUserSequences:   cfg.UserSequences,
+		PrefixCacheScope:   api.PrefixCacheScope(cfg.PrefixCacheScope),
 		AuditRetention:     store.AuditRetention{MaxAge: cfg.AuditMaxAge, MaxEvents: cfg.AuditMaxEvents},
 	})
 	if err != nil {
