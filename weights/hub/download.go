@@ -164,7 +164,11 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("%w for %s", errStalled, stall)) })
+	startTimer := c.startStallTimer
+	if startTimer == nil {
+		startTimer = func(d time.Duration, f func()) stallTimer { return time.AfterFunc(d, f) }
+	}
+	timer := startTimer(stall, func() { cancel(fmt.Errorf("%w for %s", errStalled, stall)) })
 	defer timer.Stop()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
 	if err != nil {

@@ -53,6 +53,19 @@ type Client struct {
 	// or no body bytes) for this long, so that a hung connection is
 	// retried rather than waited on forever; 0 means one minute.
 	StallTimeout time.Duration
+
+	// startStallTimer starts an attempt's stall timer, which calls f when
+	// it fires; nil means time.AfterFunc. Tests give their own, so that
+	// an attempt stalls when the test says and never because a loaded
+	// machine was slow.
+	startStallTimer func(d time.Duration, f func()) stallTimer
+}
+
+// stallTimer is what an attempt does with its stall timer (a *time.Timer):
+// push it forward on each write, stop it at the end.
+type stallTimer interface {
+	Reset(d time.Duration) bool
+	Stop() bool
 }
 
 // BaseURL returns the Hub endpoint the client talks to.

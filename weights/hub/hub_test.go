@@ -46,6 +46,7 @@ type fakeHub struct {
 	noRange   bool           // the CDN ignores Range
 	cdnDeny   bool           // the CDN answers 403, as S3 does for a bad signature
 	stallCDN  int            // hang the next n full CDN responses half way
+	hung      chan struct{}  // receives when a CDN response hangs, if set
 	hubAuth   []string
 	cdnAuth   []string
 	cdnRanges []string
@@ -147,6 +148,9 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 		w.Write(data[:len(data)/2])
 		w.(http.Flusher).Flush()
 		if hang {
+			if h.hung != nil {
+				h.hung <- struct{}{}
+			}
 			<-r.Context().Done() // until the client gives up
 		}
 		panic(http.ErrAbortHandler) // drop the connection mid-body
@@ -309,19 +313,100 @@ func TestDownloadRetriesABrokenConnection(t *testing.T) {
 	}
 }
 
+// manualStall is a Client.startStallTimer whose timers fire only when the
+// test calls fire, and count how often each attempt pushed its timer
+// forward.
+type manualStall struct {
+	mu     sync.Mutex
+	fires  []func()
+	resets []int
+}
+
+func (m *manualStall) start(_ time.Duration, f func()) stallTimer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fires = append(m.fires, f)
+	m.resets = append(m.resets, 0)
+	return &manualTimer{m: m, i: len(m.fires) - 1}
+}
+
+// fire makes attempt i's timer fire.
+func (m *manualStall) fire(i int) {
+	m.mu.Lock()
+	f := m.fires[i]
+	m.mu.Unlock()
+	f()
+}
+
+// manualTimer is one attempt's timer of a manualStall.
+type manualTimer struct {
+	m *manualStall
+	i int
+}
+
+func (t *manualTimer) Reset(time.Duration) bool {
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	t.m.resets[t.i]++
+	return true
+}
+
+func (t *manualTimer) Stop() bool { return true }
+
+// hangGuard bounds a wait that only a missing mechanism (never a slow
+// machine) would exceed.
+const hangGuard = 2 * time.Minute
+
 func TestDownloadAbandonsAStalledConnection(t *testing.T) {
 	h := newFakeHub(t)
-	h.stallCDN = 1
+	h.stallCDN, h.hung = 1, make(chan struct{}, 1)
 	dir := t.TempDir()
 	var out bytes.Buffer
 	c := h.client(&out)
-	c.Attempts, c.StallTimeout = 2, 200*time.Millisecond
-	if _, err := c.Download(context.Background(), testRepo, "main", "model.safetensors", dir); err != nil {
-		t.Fatal(err)
+	var timers manualStall
+	c.Attempts, c.StallTimeout, c.startStallTimer = 2, 200*time.Millisecond, timers.start
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Download(context.Background(), testRepo, "main", "model.safetensors", dir)
+		done <- err
+	}()
+
+	// The CDN sends half the file and hangs. Once the half is on disk,
+	// the first attempt's timer fires, as it would after StallTimeout
+	// without data; the second attempt's never does.
+	select {
+	case <-h.hung:
+	case <-time.After(hangGuard):
+		t.Fatal("the CDN response never hung")
 	}
+	half := int64(len(h.files["model.safetensors"]) / 2)
+	part := filepath.Join(dir, "model.safetensors.part")
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(time.Millisecond) {
+		if st, err := os.Stat(part); err == nil && st.Size() == half {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the half the CDN sent never reached the partial file")
+		}
+	}
+	timers.fire(0)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("the download never finished after the stall")
+	}
+
 	checkFiles(t, h, dir, "model.safetensors")
 	if !strings.Contains(out.String(), "no data received for 200ms") || !strings.HasPrefix(h.cdnRanges[len(h.cdnRanges)-1], "bytes=") {
 		t.Errorf("stall not reported or not resumed (ranges %q):\n%s", h.cdnRanges, out.String())
+	}
+	timers.mu.Lock()
+	defer timers.mu.Unlock()
+	if len(timers.fires) != 2 || timers.resets[0] == 0 || timers.resets[1] == 0 {
+		t.Errorf("%d attempts' timers, pushed forward %v times by writes; want 2, each pushed", len(timers.fires), timers.resets)
 	}
 }
 
