@@ -60,7 +60,7 @@ func (db *DB) APIKeyByHash(hash []byte) (*store.APIKey, error) {
 		if k, ok := db.cache.key(hash); ok {
 			return k, nil
 		}
-		epoch, at = db.cache.begin(), time.Now()
+		epoch, at = db.cache.begin(), db.cache.now()
 	}
 	ctx, cancel := db.ctx()
 	defer cancel()

@@ -38,6 +38,7 @@ const invalidateChannel = "gpt2d_invalidate"
 type cache struct {
 	ttl time.Duration
 	max int
+	now func() time.Time // the clock entries' ages are read on
 
 	mu    sync.Mutex
 	live  bool
@@ -51,8 +52,13 @@ type cached[T any] struct {
 	at time.Time
 }
 
-func newCache(ttl time.Duration) *cache {
-	return &cache{ttl: ttl, max: 100_000, users: map[uint64]cached[store.User]{}, keys: map[string]cached[store.APIKey]{}}
+// newCache returns an empty cache whose entries live ttl on the clock now
+// (nil → time.Now).
+func newCache(ttl time.Duration, now func() time.Time) *cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &cache{ttl: ttl, max: 100_000, now: now, users: map[uint64]cached[store.User]{}, keys: map[string]cached[store.APIKey]{}}
 }
 
 // begin returns the epoch to pass to put after reading from the database.
@@ -66,7 +72,7 @@ func (c *cache) user(id uint64) (*store.User, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.users[id]
-	if !ok || !c.live || time.Since(e.at) > c.ttl {
+	if !ok || !c.live || c.now().Sub(e.at) > c.ttl {
 		return nil, false
 	}
 	u := e.v
@@ -89,7 +95,7 @@ func (c *cache) key(hash []byte) (*store.APIKey, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.keys[string(hash)]
-	if !ok || !c.live || time.Since(e.at) > c.ttl {
+	if !ok || !c.live || c.now().Sub(e.at) > c.ttl {
 		return nil, false
 	}
 	k := e.v

@@ -67,6 +67,10 @@ type Options struct {
 	// Logger receives migration steps and the listener's connection
 	// errors (nil → slog.Default()).
 	Logger *slog.Logger
+
+	// now is the cache's clock (nil → time.Now): tests move it to expire
+	// entries, rather than race the TTL on a loaded machine.
+	now func() time.Time
 }
 
 // DB is an open PostgreSQL store: a connection pool.
@@ -133,7 +137,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", db.Where(), err)
 	}
 	if opts.CacheTTL > 0 {
-		db.cache = newCache(opts.CacheTTL)
+		db.cache = newCache(opts.CacheTTL, opts.now)
 		lctx, stop := context.WithCancel(context.Background())
 		db.stopListen, db.listening = stop, make(chan struct{})
 		go func() {

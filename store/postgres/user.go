@@ -68,7 +68,7 @@ func (db *DB) UserByID(id uint64) (*store.User, error) {
 		if u, ok := db.cache.user(id); ok {
 			return u, nil
 		}
-		epoch, at = db.cache.begin(), time.Now()
+		epoch, at = db.cache.begin(), db.cache.now()
 	}
 	ctx, cancel := db.ctx()
 	defer cancel()
