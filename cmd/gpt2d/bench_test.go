@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,8 +36,6 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatal(err)
 		}
-		// The tiny model's budget is nearly all the 100 MB of slack: what
-		// it holds is the test binary, the runtime and the tokenizer.
 		kv := float64(kvBytes(st, r.Batch, 8+6)) / (1 << 20)
 		if r.KVMB != kv || !(r.WeightsMB > 0) || r.RSSBudgetMB != r.WeightsMB+r.KVMB+rssSlackMB {
 			t.Errorf("batch %d: weights %.2f MB, KV %.4f MB (want %.4f), budget %.2f MB", r.Batch, r.WeightsMB, r.KVMB, kv, r.RSSBudgetMB)
@@ -58,6 +57,39 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 	}
 	if err := bench(context.Background(), &out, io.Discard, []string{"--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "100", "--new-tokens", "100"}); err == nil {
 		t.Error("prompt + new tokens beyond the context was accepted")
+	}
+}
+
+// TestBenchPeakRSSWithinBudget: the built binary, a fresh process as an
+// operator runs it, stays within weights + KV in use + 100 MB of peak RSS.
+// The bound is not checked inside the test process: its resident set
+// holds whatever the package's other tests left, and the race detector's
+// shadow memory on top.
+func TestBenchPeakRSSWithinBudget(t *testing.T) {
+	cmd := exec.Command(gpt2dBinary(t), "bench", "--model", "../../testdata/gpt2-tiny", "--prompt-tokens", "8", "--new-tokens", "6",
+		"--batch", "1,3", "--reps", "1", "--json")
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gpt2d bench: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one JSON line per batch size, got %q", out)
+	}
+	for _, line := range lines {
+		var r benchResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		// The tiny model's budget is nearly all the 100 MB of slack: what
+		// it holds is the binary, the runtime and the tokenizer.
+		if !(r.PeakRSSMB > 0) || r.RSSBudgetMB != r.WeightsMB+r.KVMB+rssSlackMB {
+			t.Errorf("batch %d: peak RSS %.1f MB, budget %.2f MB (weights %.2f, KV %.4f)", r.Batch, r.PeakRSSMB, r.RSSBudgetMB, r.WeightsMB, r.KVMB)
+		}
+		if r.PeakRSSMB > r.RSSBudgetMB {
+			t.Errorf("batch %d: peak RSS %.1f MB over the budget of weights + KV + %d MB = %.1f MB", r.Batch, r.PeakRSSMB, rssSlackMB, r.RSSBudgetMB)
+		}
 	}
 }
 
