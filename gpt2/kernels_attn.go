@@ -57,39 +57,11 @@ func attnScoresGeneric(s, q, k []float32, scale float32) {
 }
 
 func attnScoresBF16Generic(s, q []float32, k []uint16, scale float32) {
-	D := len(q)
-	scoresCheck(len(s), D, len(k))
-	for j := range s {
-		row := k[j*D : (j+1)*D]
-		var s0, s1 float32
-		i := 0
-		for ; i+2 <= D; i += 2 {
-			s0 += q[i] * bf16ToF32(row[i])
-			s1 += q[i+1] * bf16ToF32(row[i+1])
-		}
-		for ; i < D; i++ {
-			s0 += q[i] * bf16ToF32(row[i])
-		}
-		s[j] = scale * (s0 + s1)
-	}
+	attnScoresWidened(kvBF16, s, q, k, scale)
 }
 
 func attnScoresF16Generic(s, q []float32, k []uint16, scale float32) {
-	D := len(q)
-	scoresCheck(len(s), D, len(k))
-	for j := range s {
-		row := k[j*D : (j+1)*D]
-		var s0, s1 float32
-		i := 0
-		for ; i+2 <= D; i += 2 {
-			s0 += q[i] * f16ToF32(row[i])
-			s1 += q[i+1] * f16ToF32(row[i+1])
-		}
-		for ; i < D; i++ {
-			s0 += q[i] * f16ToF32(row[i])
-		}
-		s[j] = scale * (s0 + s1)
-	}
+	attnScoresWidened(kvF16, s, q, k, scale)
 }
 
 func attnValuesGeneric(out, p, vt []float32, ldv int) {
@@ -104,34 +76,56 @@ func attnValuesGeneric(out, p, vt []float32, ldv int) {
 }
 
 func attnValuesBF16Generic(out, p []float32, vt []uint16, ldv int) {
-	n := len(p)
-	if n == 0 {
-		return
-	}
-	valuesCheck(n, len(out), ldv, len(vt))
-	for d := range out {
-		row := vt[d*ldv : d*ldv+n]
-		var s float32
-		for j, x := range p {
-			s += x * bf16ToF32(row[j])
-		}
-		out[d] += s
-	}
+	attnValuesWidened(kvBF16, out, p, vt, ldv)
 }
 
 func attnValuesF16Generic(out, p []float32, vt []uint16, ldv int) {
+	attnValuesWidened(kvF16, out, p, vt, ldv)
+}
+
+// widenSpan is how many 16-bit cache elements the pure-Go kernels widen
+// at a time, into a buffer on the stack, before a float32 dot product.
+const widenSpan = 64
+
+// widenKV widens 16-bit cache elements of kind kind into dst.
+func widenKV(kind kvKind, dst []float32, src []uint16) {
+	if kind == kvBF16 {
+		cvtBF16Generic(dst, src)
+	} else {
+		cvtF16Generic(dst, src)
+	}
+}
+
+// dotWidened returns Σ a[i]·widen(b[i]), widening b a span at a time.
+func dotWidened(kind kvKind, a []float32, b []uint16) float32 {
+	var buf [widenSpan]float32
+	var sum float32
+	for i := 0; i < len(a); i += widenSpan {
+		n := min(widenSpan, len(a)-i)
+		widenKV(kind, buf[:n], b[i:i+n])
+		sum += dotGeneric(a[i:i+n], buf[:n])
+	}
+	return sum
+}
+
+// attnScoresWidened and attnValuesWidened are the pure-Go scores and
+// values kernels for 16-bit caches (bfloat16 or half bits).
+func attnScoresWidened(kind kvKind, s, q []float32, k []uint16, scale float32) {
+	D := len(q)
+	scoresCheck(len(s), D, len(k))
+	for j := range s {
+		s[j] = scale * dotWidened(kind, q, k[j*D:(j+1)*D])
+	}
+}
+
+func attnValuesWidened(kind kvKind, out, p []float32, vt []uint16, ldv int) {
 	n := len(p)
 	if n == 0 {
 		return
 	}
 	valuesCheck(n, len(out), ldv, len(vt))
 	for d := range out {
-		row := vt[d*ldv : d*ldv+n]
-		var s float32
-		for j, x := range p {
-			s += x * f16ToF32(row[j])
-		}
-		out[d] += s
+		out[d] += dotWidened(kind, p, vt[d*ldv:d*ldv+n])
 	}
 }
 
