@@ -40,14 +40,9 @@ func TestBenchReportsThroughputAndBounds(t *testing.T) {
 		if r.KVMB != kv || !(r.WeightsMB > 0) || r.RSSBudgetMB != r.WeightsMB+r.KVMB+rssSlackMB {
 			t.Errorf("batch %d: weights %.2f MB, KV %.4f MB (want %.4f), budget %.2f MB", r.Batch, r.WeightsMB, r.KVMB, kv, r.RSSBudgetMB)
 		}
-		switch {
-		case raceDetector:
-			// bench runs in this process: its peak RSS is the race
-			// runtime's as much as the server's (~125 MB here).
-			t.Logf("batch %d: race detector on: peak RSS %.1f MB not held to the budget of %.1f MB", r.Batch, r.PeakRSSMB, r.RSSBudgetMB)
-		case r.PeakRSSMB > r.RSSBudgetMB:
-			t.Errorf("batch %d: peak RSS %.1f MB over the budget of weights + KV + %d MB = %.1f MB", r.Batch, r.PeakRSSMB, rssSlackMB, r.RSSBudgetMB)
-		}
+		// bench runs in this process, whose peak RSS is the test binary's
+		// (and, under -race, the race detector's): the budget is held on the
+		// built binary, in TestBenchPeakRSSWithinBudget.
 		if r.Batch != []int{1, 3}[i] || r.Reps != 2 || !(r.DecodeTokS > 0) || !(r.PrefillTokS > 0) ||
 			!(r.MemoryGBs > 0) || !(r.GEMMGFLOPs > 0) || !(r.DecodeBoundTokS > 0) || !(r.PeakRSSMB > 0) ||
 			!(r.DTypeGEMMGFLOPs > 0) || !(r.PrefillPctGEMM > 0) || !(r.DecodePctMemory > 0) || !(r.EndToEndTokS > 0) ||
