@@ -274,15 +274,8 @@ func (lj *linearJob) narrowChunk(s *scratch, p0, p1 int) {
 				n := n0 + q*nr
 				cols := min(nr, n1-n)
 				var bias []float32
-				if first && l.Bias != nil {
-					if cols == nr {
-						bias = l.Bias[n : n+nr]
-					} else {
-						s.bias = grow(s.bias, nr)
-						clear(s.bias)
-						copy(s.bias, l.Bias[n:n1])
-						bias = s.bias
-					}
+				if first {
+					bias = s.biasSegment(l.Bias, n, n1, nr)
 				}
 				c, ldc := lj.out[i0*N+n:], N
 				ragged := rows < mr || cols < nr

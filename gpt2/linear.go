@@ -263,6 +263,23 @@ type scratch struct {
 	narrow narrowScratch // packed panels of the narrow GEMM
 }
 
+// biasSegment returns the w biases b[o:o+w] a kernel adds to w outputs
+// starting at o, where only those before end are real: b's own elements
+// when all w are, else a copy zero-padded to w in s.bias; nil without a
+// bias.
+func (s *scratch) biasSegment(b []float32, o, end, w int) []float32 {
+	switch {
+	case b == nil:
+		return nil
+	case end-o >= w:
+		return b[o : o+w]
+	}
+	s.bias = grow(s.bias, w)
+	clear(s.bias)
+	copy(s.bias, b[o:end])
+	return s.bias
+}
+
 // grow returns s resliced to n elements, reallocating only if too small.
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -349,17 +366,7 @@ func (lj *linearJob) dotChunk(s *scratch, b0, b1 int) {
 			}
 			clear(w[rows*K:])
 		}
-		var bias []float32
-		if l.Bias != nil {
-			if rows == 4 {
-				bias = l.Bias[o : o+4]
-			} else {
-				s.bias = grow(s.bias, 4)
-				clear(s.bias)
-				copy(s.bias, l.Bias[o:N])
-				bias = s.bias
-			}
-		}
+		bias := s.biasSegment(l.Bias, o, N, 4)
 		for r := 0; r < m; r += k.dotM {
 			mm := min(k.dotM, m-r)
 			switch {
@@ -403,18 +410,10 @@ func (lj *linearJob) dot2Chunk(s *scratch, b0, b1 int) {
 			mm := min(8, m-r)
 			x, out := lj.x[r*K:], lj.out[r*N:]
 			for o := g; o < min(g+dot2Group, o1); o += 2 {
-				var bias []float32
+				bias := s.biasSegment(l.Bias, o, N, 2)
 				if N-o >= 2 {
-					if l.Bias != nil {
-						bias = l.Bias[o : o+2]
-					}
 					lj.dot2(out[o:], N, x, r, mm, o, bias)
 					continue
-				}
-				if l.Bias != nil {
-					s.bias = grow(s.bias, 2)
-					s.bias[0], s.bias[1] = l.Bias[o], 0
-					bias = s.bias
 				}
 				s.tile = grow(s.tile, 16)
 				if lj.na != nil { // bf16 input rows: a bf16 pair
@@ -491,15 +490,8 @@ func (lj *linearJob) gemmChunk(s *scratch, p0, p1 int) {
 				cols := min(nr, n1-n)
 				panel := bp[(n-n0)*kc : (n-n0)*kc+kc*nr]
 				var bias []float32
-				if first && l.Bias != nil {
-					if cols == nr {
-						bias = l.Bias[n : n+nr]
-					} else {
-						s.bias = grow(s.bias, nr)
-						clear(s.bias)
-						copy(s.bias, l.Bias[n:n1])
-						bias = s.bias
-					}
+				if first {
+					bias = s.biasSegment(l.Bias, n, n1, nr)
 				}
 				c := lj.out[i0*N+n:]
 				if rows == mr && cols == nr {
