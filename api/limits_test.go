@@ -213,3 +213,43 @@ func TestUsageIsRecordedPerUserAndKey(t *testing.T) {
 		t.Fatalf("yesterday: %v", r)
 	}
 }
+
+// TestTallyKeepsFirstSeenOrderAndDaysSort: per-user and per-key sums keep
+// the order records came in, and days are shown in date order whatever the
+// records' order (AllUsage returns them by user, then date).
+func TestTallyKeepsFirstSeenOrderAndDaysSort(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 3, d, 0, 0, 0, 0, time.UTC) }
+	records := []store.Usage{
+		{UserID: 7, Day: day(3), Counts: store.Counts{Requests: 1, PromptTokens: 5}},
+		{UserID: 7, Day: day(4), Counts: store.Counts{Requests: 2}},
+		{UserID: 2, Day: day(1), Counts: store.Counts{Requests: 4, CompletionTokens: 9}},
+		{UserID: 2, Day: day(3), Counts: store.Counts{Requests: 8}},
+	}
+	var days tally[time.Time]
+	var users tally[uint64]
+	for _, r := range records {
+		days.add(r.Day, r.Counts)
+		users.add(r.UserID, r.Counts)
+	}
+	if len(users.keys) != 2 || users.keys[0] != 7 || users.keys[1] != 2 ||
+		users.sums[7].Requests != 3 || users.sums[2].Requests != 12 || users.sums[2].CompletionTokens != 9 {
+		t.Fatalf("per user: keys %v, sums %+v %+v", users.keys, users.sums[7], users.sums[2])
+	}
+	got := showDays(&days)
+	want := []struct {
+		date     string
+		requests int64
+	}{{"2026-03-01", 4}, {"2026-03-03", 9}, {"2026-03-04", 2}}
+	if len(got) != len(want) {
+		t.Fatalf("days %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Date != w.date || got[i].Requests != w.requests {
+			t.Errorf("day %d: %+v, want %s with %d requests", i, got[i], w.date, w.requests)
+		}
+	}
+	var none tally[time.Time]
+	if d := showDays(&none); d == nil || len(d) != 0 {
+		t.Errorf("no records: %#v, want an empty list (JSON [])", d)
+	}
+}

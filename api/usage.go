@@ -75,41 +75,61 @@ func (s *Server) usageRange(c *fiber.Ctx) (from, to time.Time, err error) {
 	return
 }
 
+// tally sums usage counts per key, keeping the keys in the order they
+// were first seen.
+type tally[K comparable] struct {
+	keys []K
+	sums map[K]*store.Counts
+}
+
+// add adds c to k's sum.
+func (t *tally[K]) add(k K, c store.Counts) {
+	if t.sums == nil {
+		t.sums = map[K]*store.Counts{}
+	}
+	sum := t.sums[k]
+	if sum == nil {
+		sum = &store.Counts{}
+		t.sums[k] = sum
+		t.keys = append(t.keys, k)
+	}
+	sum.Add(c)
+}
+
+// showDays renders per-day sums in date order (records come in date
+// order per user, not across users).
+func showDays(days *tally[time.Time]) []usageDay {
+	slices.SortFunc(days.keys, time.Time.Compare)
+	out := make([]usageDay, 0, len(days.keys))
+	for _, d := range days.keys {
+		out = append(out, usageDay{Date: d.Format(dateLayout), usageTotals: showCounts(*days.sums[d])})
+	}
+	return out
+}
+
 // summarize folds one user's records into totals per day and per
 // credential. keys names the user's API keys (revoked ones stay as ids).
 func summarize(userID uint64, from, to time.Time, records []store.Usage, keys []store.APIKey) userUsage {
 	out := userUsage{UserID: userID, From: from.Format(dateLayout), To: to.Format(dateLayout), Days: []usageDay{}, Keys: []usageCredential{}}
 	var total store.Counts
-	var days []time.Time
-	perDay := map[time.Time]*store.Counts{}
-	perKey := map[uint64]*store.Counts{}
-	var keyOrder []uint64
+	var days tally[time.Time]
+	var perKey tally[uint64]
 	for _, r := range records {
 		if r.UserID != userID {
 			continue
 		}
 		total.Add(r.Counts)
-		if perDay[r.Day] == nil {
-			perDay[r.Day] = &store.Counts{}
-			days = append(days, r.Day)
-		}
-		perDay[r.Day].Add(r.Counts)
-		if perKey[r.KeyID] == nil {
-			perKey[r.KeyID] = &store.Counts{}
-			keyOrder = append(keyOrder, r.KeyID)
-		}
-		perKey[r.KeyID].Add(r.Counts)
+		days.add(r.Day, r.Counts)
+		perKey.add(r.KeyID, r.Counts)
 	}
 	out.Total = showCounts(total)
-	for _, d := range days { // records come in date order
-		out.Days = append(out.Days, usageDay{Date: d.Format(dateLayout), usageTotals: showCounts(*perDay[d])})
-	}
+	out.Days = showDays(&days)
 	names := map[uint64]store.APIKey{}
 	for _, k := range keys {
 		names[k.ID] = k
 	}
-	for _, id := range keyOrder {
-		uc := usageCredential{KeyID: id, usageTotals: showCounts(*perKey[id])}
+	for _, id := range perKey.keys {
+		uc := usageCredential{KeyID: id, usageTotals: showCounts(*perKey.sums[id])}
 		if k, ok := names[id]; ok {
 			uc.Name, uc.Prefix = k.Name, k.Prefix
 		}
@@ -189,30 +209,17 @@ func (s *Server) adminUsage(c *fiber.Ctx) error {
 		Users []userTotal `json:"users"`
 	}{From: from.Format(dateLayout), To: to.Format(dateLayout), Days: []usageDay{}, Users: []userTotal{}}
 	var total store.Counts
-	perDay := map[time.Time]*store.Counts{}
-	var days []time.Time
-	var users []uint64
-	perUser := map[uint64]*store.Counts{}
+	var days tally[time.Time]
+	var perUser tally[uint64]
 	for _, r := range records {
 		total.Add(r.Counts)
-		if perDay[r.Day] == nil {
-			perDay[r.Day] = &store.Counts{}
-			days = append(days, r.Day)
-		}
-		perDay[r.Day].Add(r.Counts)
-		if perUser[r.UserID] == nil {
-			perUser[r.UserID] = &store.Counts{}
-			users = append(users, r.UserID)
-		}
-		perUser[r.UserID].Add(r.Counts)
+		days.add(r.Day, r.Counts)
+		perUser.add(r.UserID, r.Counts)
 	}
 	out.Total = showCounts(total)
-	slices.SortFunc(days, time.Time.Compare) // records come in user order, not date order
-	for _, d := range days {
-		out.Days = append(out.Days, usageDay{Date: d.Format(dateLayout), usageTotals: showCounts(*perDay[d])})
-	}
-	for _, id := range users { // records come in user order
-		ut := userTotal{UserID: id, usageTotals: showCounts(*perUser[id])}
+	out.Days = showDays(&days)
+	for _, id := range perUser.keys { // records come in user order
+		ut := userTotal{UserID: id, usageTotals: showCounts(*perUser.sums[id])}
 		if u, err := s.db.UserByID(id); err == nil {
 			ut.Username = u.Username
 		}
