@@ -177,13 +177,9 @@ func (s *Server) limitsStatus(u *store.User) (limitsStatus, error) {
 
 // userLimits is GET /admin/users/{user_id}/limits.
 func (s *Server) userLimits(c *fiber.Ctx) error {
-	id, err := pathID(c, "user_id")
+	u, err := s.pathUser(c)
 	if err != nil {
 		return err
-	}
-	u, err := s.db.UserByID(id)
-	if err != nil {
-		return userError(err)
 	}
 	st, err := s.limitsStatus(u)
 	if err != nil {

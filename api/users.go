@@ -226,20 +226,30 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 	return c.JSON(showUser(u))
 }
 
-// deleteUser is DELETE /admin/users/{user_id}.
-func (s *Server) deleteUser(c *fiber.Ctx) error {
+// pathUser returns the user the path's {user_id} names: a 422 for an id
+// that is not a positive integer, a 404 for no such user.
+func (s *Server) pathUser(c *fiber.Ctx) (*store.User, error) {
 	id, err := pathID(c, "user_id")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	u, err := s.db.UserByID(id)
 	if err != nil {
+		return nil, userError(err)
+	}
+	return u, nil
+}
+
+// deleteUser is DELETE /admin/users/{user_id}.
+func (s *Server) deleteUser(c *fiber.Ctx) error {
+	u, err := s.pathUser(c)
+	if err != nil {
+		return err
+	}
+	if err := s.db.DeleteUser(u.ID); err != nil {
 		return userError(err)
 	}
-	if err := s.db.DeleteUser(id); err != nil {
-		return userError(err)
-	}
-	s.audit(c, slog.LevelInfo, "user.delete", currentUser(c), u.Username, map[string]any{"user_id": id})
+	s.audit(c, slog.LevelInfo, "user.delete", currentUser(c), u.Username, map[string]any{"user_id": u.ID})
 	return c.JSON(fiber.Map{"detail": "User deleted"})
 }
 
