@@ -157,7 +157,14 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, emit func(Chunk) error) (
 	if p.Request.ScoreOnly {
 		return nil, &ParamError{Param: "max_new_tokens", Msg: "a score-only request generates nothing"}
 	}
-	j := e.newJob(ctx, p, -1)
+	return e.await(ctx, e.newJob(ctx, p, -1), emit)
+}
+
+// await submits j and waits for it to end, calling emit (if non-nil) with
+// its chunks as they come, in the caller's goroutine. When ctx is done it
+// returns at once; the scheduler notices at its next step and frees the
+// slot.
+func (e *Engine) await(ctx context.Context, j *genJob, emit func(Chunk) error) (*Result, error) {
 	defer j.cancel()
 	if err := e.submit(j); err != nil {
 		return nil, err
@@ -166,7 +173,6 @@ func (e *Engine) Run(ctx context.Context, p *Prepared, emit func(Chunk) error) (
 		select {
 		case <-j.notify:
 		case <-ctx.Done():
-			// The scheduler notices ctx at its next step and frees the slot.
 			return nil, ctx.Err()
 		}
 		chunks, done, res, err := j.take()
@@ -200,23 +206,11 @@ func (e *Engine) Score(ctx context.Context, p *Prepared, top int) ([]TokenLogpro
 	}
 	j := e.newJob(ctx, p, top)
 	j.maxNew = 0
-	defer j.cancel()
-	if err := e.submit(j); err != nil {
+	res, err := e.await(ctx, j, nil)
+	if err != nil {
 		return nil, err
 	}
-	for {
-		select {
-		case <-j.notify:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if _, done, res, err := j.take(); done {
-			if err != nil {
-				return nil, err
-			}
-			return res.PromptLogprobs, nil
-		}
-	}
+	return res.PromptLogprobs, nil
 }
 
 // newJob makes the scheduler's job for p; score ≥ 0 asks for the prompt's
