@@ -87,19 +87,25 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return err
 	}
 	s.audit(c, slog.LevelInfo, "login.success", u, u.Username, nil)
-	return s.sendTokens(c, u, "")
+	return s.sendTokens(c, u)
 }
 
-func (s *Server) sendTokens(c *fiber.Ctx, u *store.User, refresh string) error {
+// sendTokens answers a login of u with a new access and refresh token.
+func (s *Server) sendTokens(c *fiber.Ctx, u *store.User) error {
 	access, err := s.auth.IssueAccessToken(u)
 	if err != nil {
 		return err
 	}
-	if refresh == "" {
-		if refresh, err = s.auth.IssueRefreshToken(u); err != nil {
-			return err
-		}
+	refresh, err := s.auth.IssueRefreshToken(u)
+	if err != nil {
+		return err
 	}
+	return s.writeTokens(c, access, refresh)
+}
+
+// writeTokens answers a grant with an access and a refresh token, marked
+// not to be cached.
+func (s *Server) writeTokens(c *fiber.Ctx, access, refresh string) error {
 	c.Set(fiber.HeaderPragma, "no-cache")
 	return c.JSON(tokenResponse{
 		AccessToken:  access,
@@ -147,13 +153,7 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		return err
 	}
 	s.audit(c, slog.LevelInfo, "token.refresh", u, u.Username, nil)
-	c.Set(fiber.HeaderPragma, "no-cache")
-	return c.JSON(tokenResponse{
-		AccessToken:  access,
-		TokenType:    "bearer",
-		ExpiresIn:    int(s.auth.TokenTTL().Seconds()),
-		RefreshToken: next,
-	})
+	return s.writeTokens(c, access, next)
 }
 
 // logout is POST /logout: it revokes every access and refresh token of
