@@ -43,21 +43,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		return err
 	}
 	defer db.Close() // last: after the server and the engine have stopped
-	key, err := auth.LoadKey(db, cfg.JWTSecret, cfg.keyFile())
-	if err != nil {
-		return err
-	}
-	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL,
-		MaxRefreshFamilies: cfg.MaxSessions, RefreshPerMinute: cfg.RefreshRate}
-	counters := sharedCounters(db) // nil: in-process (one bbolt process)
-	acfg.Throttle.Store = counters
-	if cfg.JWTSecret == "" {
-		acfg.KeyFile = cfg.keyFile() // follow `gpt2d keys rotate`
-		if acfg.KeyFile == "" {
-			log.Warn("the JWT signing key is kept in the PostgreSQL database: its dumps carry it; set --jwt-secret-file to keep it out")
-		}
-	}
-	svc, err := auth.New(db, key, acfg)
+	svc, counters, err := startAuth(db, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -77,21 +63,73 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 	if err := firstAdmin(ctx, svc, db, cfg, stdin, stderr, log); err != nil {
 		return err
 	}
-	words, err := blockedWords(cfg.BlockedWords)
+	acfg, err := apiConfig(cfg, db, svc, counters, log)
 	if err != nil {
 		return err
 	}
-	metricsToken, err := cfg.metricsToken()
+	srv, err := api.New(acfg)
 	if err != nil {
 		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "store", db.Kind(), "registration", cfg.Registration)
+	if err := warnIfExposed(ln.Addr(), cfg, db, log); err != nil {
+		return err
+	}
+
+	return serveModel(ctx, cfg, srv, served, stderr, log)
+}
+
+// startAuth makes the auth service over db: the signing key (from
+// --jwt-secret, the key file, or the store), bcrypt and token settings,
+// and the throttles' counters (shared through PostgreSQL; nil when they
+// live in this process).
+func startAuth(db store.Store, cfg Config, log *slog.Logger) (*auth.Service, store.CounterStore, error) {
+	key, err := auth.LoadKey(db, cfg.JWTSecret, cfg.keyFile())
+	if err != nil {
+		return nil, nil, err
+	}
+	acfg := auth.Config{BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, RefreshTTL: cfg.RefreshTTL,
+		MaxRefreshFamilies: cfg.MaxSessions, RefreshPerMinute: cfg.RefreshRate}
+	counters := sharedCounters(db) // nil: in-process (one bbolt process)
+	acfg.Throttle.Store = counters
+	if cfg.JWTSecret == "" {
+		acfg.KeyFile = cfg.keyFile() // follow `gpt2d keys rotate`
+		if acfg.KeyFile == "" {
+			log.Warn("the JWT signing key is kept in the PostgreSQL database: its dumps carry it; set --jwt-secret-file to keep it out")
+		}
+	}
+	svc, err := auth.New(db, key, acfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, counters, nil
+}
+
+// apiConfig is the API server's configuration from the flags, over db
+// and the auth service.
+func apiConfig(cfg Config, db store.Store, svc *auth.Service, counters store.CounterStore, log *slog.Logger) (api.Config, error) {
+	words, err := blockedWords(cfg.BlockedWords)
+	if err != nil {
+		return api.Config{}, err
+	}
+	metricsToken, err := cfg.metricsToken()
+	if err != nil {
+		return api.Config{}, err
 	}
 	var chat *api.ChatTemplate // nil: api's default
 	if cfg.ChatTemplate != "" {
 		if chat, err = api.LoadChatTemplate(cfg.ChatTemplate); err != nil {
-			return err
+			return api.Config{}, err
 		}
 	}
-	srv, err := api.New(api.Config{
+	return api.Config{
 		Counters:           counters,
 		RequestRates:       counters,
 		Quota:              sharedQuota(db),
@@ -121,22 +159,14 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stderr io.Wri
 		MaxUserSequences:   cfg.UserSequences,
 		PrefixCacheScope:   api.PrefixCacheScope(cfg.PrefixCacheScope),
 		AuditRetention:     store.AuditRetention{MaxAge: cfg.AuditMaxAge, MaxEvents: cfg.AuditMaxEvents},
-	})
-	if err != nil {
-		return err
-	}
+	}, nil
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "store", db.Kind(), "registration", cfg.Registration)
-	if err := warnIfExposed(ln.Addr(), cfg, db, log); err != nil {
-		return err
-	}
-
+// serveModel loads the model while srv already answers (/health at 503),
+// hands it to srv as the engine, and serves until ctx ends or serving
+// fails; then it shuts down within --shutdown-timeout: connections,
+// then the engine, then the model's mapping.
+func serveModel(ctx context.Context, cfg Config, srv *api.Server, served <-chan error, stderr io.Writer, log *slog.Logger) error {
 	type loaded struct {
 		m    *gpt2.Model
 		took time.Duration
@@ -179,7 +209,17 @@ wait:
 		}
 	}
 
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	shutdown(cfg.ShutdownTimeout, srv, engine, model, log)
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}
+
+// shutdown stops srv, then engine, within timeout in all, then unmaps
+// model; engine and model may be nil (not loaded yet).
+func shutdown(timeout time.Duration, srv *api.Server, engine *gpt2.Engine, model *gpt2.Model, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
@@ -192,10 +232,6 @@ wait:
 	if model != nil {
 		model.Close()
 	}
-	if runErr == nil {
-		log.Info("stopped")
-	}
-	return runErr
 }
 
 // bootstrapAdmin creates the admin named by GPT2D_ADMIN_USERNAME and
