@@ -107,8 +107,15 @@ func MeasureRoofline(threads int) Roofline {
 	p := newPool(threads)
 	defer p.Close()
 	var r Roofline
+	r.MemoryGBs = measureMemory(p)
+	measureGEMM(p, &r)
+	measurePeaks(p, &r)
+	return r
+}
 
-	// Memory: the best of two ways to stream 512 MB — a plain read (dot of
+// measureMemory returns the read bandwidth in GB/s that p reaches.
+func measureMemory(p *pool) float64 {
+	// The better of two ways to stream 512 MB — a plain read (dot of
 	// each 4 MB chunk with itself) and a matrix-vector product over it as
 	// a (N, 4096) weight matrix, the access pattern of batch-1 decoding.
 	const n = 128 << 20 // 512 MB of float32
@@ -128,16 +135,21 @@ func MeasureRoofline(threads int) Roofline {
 	gemv := &linear{In: cols, Out: n / cols, Type: weightF32, F32: buf}
 	vec := make([]float32, cols)
 	res := make([]float32, n/cols)
+	var best float64
 	for range 3 {
 		t := time.Now()
 		p.For(len(parts), read)
-		r.MemoryGBs = max(r.MemoryGBs, 4*n/time.Since(t).Seconds()/1e9)
+		best = max(best, 4*n/time.Since(t).Seconds()/1e9)
 		t = time.Now()
 		p.linear(res, vec, 1, gemv)
-		r.MemoryGBs = max(r.MemoryGBs, 4*n/time.Since(t).Seconds()/1e9)
+		best = max(best, 4*n/time.Since(t).Seconds()/1e9)
 	}
-	buf, gemv = nil, nil
+	return best
+}
 
+// measureGEMM sets r's GEMM rates, on p's threads (by wall time) and on
+// one thread (by its CPU time), for each weight type.
+func measureGEMM(p *pool, r *Roofline) {
 	const M, K, N = 512, 768, 3072
 	x := make([]float32, M*K)
 	w := make([]float32, N*K)
@@ -198,7 +210,11 @@ func MeasureRoofline(threads int) Roofline {
 	}
 	li := &linear{In: K, Out: N, Type: weightI8, I8: i8, Scale: sc}
 	r.GEMMI8GFLOPs, r.Core.GEMMI8GFLOPs = rate(li), coreRate(li)
+}
 
+// measurePeaks sets r's instruction peaks, on every thread of p at once
+// and on one thread by its CPU time.
+func measurePeaks(p *pool, r *Roofline) {
 	f32, bf16, i8Loop, f32Ops, bf16Ops, i8Ops := peakLoops()
 	peak := func(loop func(int), ops float64) float64 {
 		if loop == nil {
@@ -228,7 +244,6 @@ func MeasureRoofline(threads int) Roofline {
 	r.Core.PeakGFLOPs = corePeak(f32, f32Ops)
 	r.Core.PeakBF16GFLOPs = corePeak(bf16, bf16Ops)
 	r.Core.PeakI8GOPs = corePeak(i8Loop, i8Ops)
-	return r
 }
 
 // peakIters is how many iterations of a peak loop one thread runs per
