@@ -155,6 +155,19 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 		return err
 	}
 	roof := gpt2.MeasureRoofline(*threads)
+	addBounds(results, shapes, roof)
+	if *asJSON {
+		return writeBenchJSON(w, results, prefixes)
+	}
+	writeBenchTable(w, roof, results, prefixes)
+	writeRatioTable(w, results, llama)
+	return nil
+}
+
+// addBounds fills in each result's bounds from roof and its model's shape:
+// the decode bound of reading every weight once per token, the GEMM rate
+// and instruction peak of its weight type, and each as a percentage.
+func addBounds(results []benchResult, shapes []modelShape, roof gpt2.Roofline) {
 	for i := range results {
 		res, sh := &results[i], shapes[i]
 		res.MemoryGBs, res.GEMMGFLOPs, res.PeakGFLOPs = roof.MemoryGBs, roof.GEMMGFLOPs, roof.PeakGFLOPs
@@ -166,20 +179,27 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 		res.PrefillPctPeak = pct(res.PrefillGFLOPs, res.DTypePeakGFLOPs)
 		res.DecodePctMemory = pct(res.DecodeTokS, res.DecodeBoundTokS)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(w)
-		for _, res := range results {
-			if err := enc.Encode(res); err != nil {
-				return err
-			}
+}
+
+// writeBenchJSON writes one JSON line per result, then per prefix result.
+func writeBenchJSON(w io.Writer, results []benchResult, prefixes []prefixResult) error {
+	enc := json.NewEncoder(w)
+	for _, res := range results {
+		if err := enc.Encode(res); err != nil {
+			return err
 		}
-		for _, pr := range prefixes {
-			if err := enc.Encode(pr); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
+	for _, pr := range prefixes {
+		if err := enc.Encode(pr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBenchTable writes the bounds, one row per result and a line per
+// prefix result.
+func writeBenchTable(w io.Writer, roof gpt2.Roofline, results []benchResult, prefixes []prefixResult) {
 	fmt.Fprintf(w, "bounds: memory read %.1f GB/s; GEMM f32 %.1f, bf16 %.1f, f16 %.1f, int8 %.1f GFLOP/s; peaks: f32 FMA %.1f, bf16 dot %.1f GFLOP/s, int8 dot %.1f GOP/s (f32 GEMM = %.0f%% of its peak)\n",
 		roof.MemoryGBs, roof.GEMMGFLOPs, roof.GEMMBF16GFLOPs, roof.GEMMF16GFLOPs, roof.GEMMI8GFLOPs,
 		roof.PeakGFLOPs, roof.PeakBF16GFLOPs, roof.PeakI8GOPs, pct(roof.GEMMGFLOPs, roof.PeakGFLOPs))
@@ -198,8 +218,6 @@ func bench(ctx context.Context, w, stderr io.Writer, args []string) error {
 		fmt.Fprintf(w, "prefix cache: %s %s, %d-token prefix + %d new prompt tokens: time to first token cold %.1f ms (%.1f-%.1f), prefix cached %.1f ms (%.1f-%.1f): %.1fx faster\n",
 			pr.Model, pr.DType, pr.PrefixTokens, pr.SuffixTokens, pr.ColdTTFTms, pr.ColdMin, pr.ColdMax, pr.WarmTTFTms, pr.WarmMin, pr.WarmMax, pr.Speedup)
 	}
-	writeRatioTable(w, results, llama)
-	return nil
 }
 
 // prefixResult is `gpt2d bench --prefix-tokens`: time to first token of a
