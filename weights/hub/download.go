@@ -170,69 +170,19 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 	}
 	timer := startTimer(stall, func() { cancel(fmt.Errorf("%w for %s", errStalled, stall)) })
 	defer timer.Stop()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	req, err := c.request(actx, u, have)
 	if err != nil {
 		return meta, err
 	}
-	req.Header.Set("User-Agent", "gpt2d")
-	req.Header.Set("Accept-Encoding", "identity") // byte offsets must be the file's
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if have > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-	}
-	client := &http.Client{
-		Transport: c.Transport,
-		CheckRedirect: func(r *http.Request, via []*http.Request) error {
-			if len(via) >= 10 {
-				return errors.New("stopped after 10 redirects")
-			}
-			meta.note(r.Response)
-			if r.URL.Host != via[0].URL.Host {
-				r.Header.Del("Authorization") // the token is for the Hub only
-			}
-			return nil
-		},
-	}
-	resp, err := client.Do(req)
+	resp, err := c.httpClient(&meta).Do(req)
 	if err != nil {
 		return meta, &NetworkError{URL: u, Err: stalled(actx, err)}
 	}
 	defer resp.Body.Close()
 	meta.note(resp)
-
-	switch resp.StatusCode {
-	case http.StatusOK:
-		if meta.size < 0 {
-			meta.size = resp.ContentLength
-		}
-		have = 0 // a full response, whether or not we asked for a range
-	case http.StatusPartialContent:
-		first, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || first != have {
-			os.Remove(part)
-			return meta, fmt.Errorf("GET %s: %w (asked for byte %d, got %q)", u, errRestart, have, resp.Header.Get("Content-Range"))
-		}
-		if meta.size < 0 {
-			meta.size = total
-		}
-	case http.StatusRequestedRangeNotSatisfiable:
-		// Nothing after byte have: the part may be complete already.
-		if _, total, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && total == have {
-			meta.size = total
-			return meta, nil
-		}
-		os.Remove(part)
-		return meta, fmt.Errorf("GET %s: %w (the partial file was longer than the file)", u, errRestart)
-	default:
-		final := ""
-		if resp.Request != nil && resp.Request.URL.String() != u {
-			fu := *resp.Request.URL
-			fu.RawQuery = "" // CDN URLs carry signatures
-			final = fu.String()
-		}
-		return meta, &StatusError{URL: u, Final: final, Code: resp.StatusCode, Status: resp.Status, TokenSent: c.Token != ""}
+	have, complete, err := c.resumeAt(resp, u, part, have, &meta)
+	if err != nil || complete {
+		return meta, err
 	}
 
 	dir := filepath.Dir(part)
@@ -269,6 +219,83 @@ func (c *Client) fetchOnce(ctx context.Context, u, name, part string) (fileMeta,
 		return meta, &NetworkError{URL: u, Err: io.ErrUnexpectedEOF, Done: have + p.session()}
 	}
 	return meta, nil
+}
+
+// request is the GET of u from byte have on (the whole file when have
+// is 0), with the token if there is one.
+func (c *Client) request(ctx context.Context, u string, have int64) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "gpt2d")
+	req.Header.Set("Accept-Encoding", "identity") // byte offsets must be the file's
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	return req, nil
+}
+
+// httpClient follows at most 10 redirects, noting what each hop says of
+// the file in meta, and drops the token when a redirect leaves the Hub's
+// host (for its CDN).
+func (c *Client) httpClient(meta *fileMeta) *http.Client {
+	return &http.Client{
+		Transport: c.Transport,
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			meta.note(r.Response)
+			if r.URL.Host != via[0].URL.Host {
+				r.Header.Del("Authorization") // the token is for the Hub only
+			}
+			return nil
+		},
+	}
+}
+
+// resumeAt reads resp's status for a GET of u that asked for the bytes
+// from have on: it returns where the body starts in the file (0 for a
+// whole file), or complete when part already holds the whole file. A
+// range the server got wrong removes part (errRestart); any other status
+// is a *StatusError.
+func (c *Client) resumeAt(resp *http.Response, u, part string, have int64, meta *fileMeta) (start int64, complete bool, err error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if meta.size < 0 {
+			meta.size = resp.ContentLength
+		}
+		return 0, false, nil // a full response, whether or not we asked for a range
+	case http.StatusPartialContent:
+		first, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || first != have {
+			os.Remove(part)
+			return 0, false, fmt.Errorf("GET %s: %w (asked for byte %d, got %q)", u, errRestart, have, resp.Header.Get("Content-Range"))
+		}
+		if meta.size < 0 {
+			meta.size = total
+		}
+		return have, false, nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		// Nothing after byte have: the part may be complete already.
+		if _, total, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && total == have {
+			meta.size = total
+			return have, true, nil
+		}
+		os.Remove(part)
+		return 0, false, fmt.Errorf("GET %s: %w (the partial file was longer than the file)", u, errRestart)
+	}
+	final := ""
+	if resp.Request != nil && resp.Request.URL.String() != u {
+		fu := *resp.Request.URL
+		fu.RawQuery = "" // CDN URLs carry signatures
+		final = fu.String()
+	}
+	return 0, false, &StatusError{URL: u, Final: final, Code: resp.StatusCode, Status: resp.Status, TokenSent: c.Token != ""}
 }
 
 // errStalled means an attempt received nothing for the stall timeout.
