@@ -71,21 +71,57 @@ func loadBench(ctx context.Context, w, stderr io.Writer, cfg loadConfig, asJSON 
 		MaxIdleConnsPerHost: max(slices.Max(cfg.clients), 2),
 		DisableCompression:  true,
 	}}
+	models, err := warmServers(ctx, client, cfg)
+	if err != nil {
+		return err
+	}
+	results, err := runLoad(ctx, client, cfg, models, stderr)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		writeLoadTable(w, results, len(cfg.urls))
+	}
+	for _, r := range results {
+		if r.Requests == 0 {
+			return fmt.Errorf("bench: %s: every request failed (%s)", r.URL, r.FirstError)
+		}
+	}
+	return nil
+}
+
+// warmServers returns the model each server serves, after one short
+// request to each: a server's first call pays for page faults and lazy
+// set-up that the measurement should not see.
+func warmServers(ctx context.Context, client *http.Client, cfg loadConfig) ([]string, error) {
 	models := make([]string, len(cfg.urls))
 	for i, u := range cfg.urls {
 		m, err := servedModel(ctx, client, u, cfg.apiKey)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		models[i] = m
-		// One short request first: the server's first call pays for page
-		// faults and lazy set-up that the measurement should not see.
 		var warm loadSample
 		loadRequest(ctx, client, u, m, cfg, 1<<30, min(cfg.maxTokens, 4), &warm)
 		if warm.err != nil {
-			return fmt.Errorf("bench: %s: %w", u, warm.err)
+			return nil, fmt.Errorf("bench: %s: %w", u, warm.err)
 		}
 	}
+	return models, nil
+}
+
+// runLoad sends cfg's rounds, every client count against every server in
+// turn per repetition (interleaved, so a drift in the machine's load falls
+// on all of them), and returns a result per client count and server,
+// reporting failures on stderr.
+func runLoad(ctx context.Context, client *http.Client, cfg loadConfig, models []string, stderr io.Writer) ([]loadResult, error) {
 	type key struct{ url, clients int }
 	rows := map[key]*loadResult{}
 	samples := map[key][]loadSample{}
@@ -95,7 +131,7 @@ func loadBench(ctx context.Context, w, stderr io.Writer, cfg loadConfig, asJSON 
 		for _, n := range cfg.clients {
 			for ui, u := range cfg.urls {
 				if err := ctx.Err(); err != nil {
-					return err
+					return nil, err
 				}
 				k := key{ui, n}
 				if rows[k] == nil {
@@ -132,22 +168,7 @@ func loadBench(ctx context.Context, w, stderr io.Writer, cfg loadConfig, asJSON 
 			results = append(results, *r)
 		}
 	}
-	if asJSON {
-		enc := json.NewEncoder(w)
-		for _, r := range results {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-	} else {
-		writeLoadTable(w, results, len(cfg.urls))
-	}
-	for _, r := range results {
-		if r.Requests == 0 {
-			return fmt.Errorf("bench: %s: every request failed (%s)", r.URL, r.FirstError)
-		}
-	}
-	return nil
+	return results, nil
 }
 
 // limitConcurrentSequences is the limit gpt2d's own routes name in a 429
@@ -229,31 +250,47 @@ func loadRequest(ctx context.Context, client *http.Client, url, model string, cf
 		s.err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 		return
 	}
-	type completion struct {
-		Choices []struct {
-			Text string `json:"text"`
-		} `json:"choices"`
-		Usage *struct {
-			CompletionTokens int `json:"completion_tokens"`
-		} `json:"usage"`
-		Error json.RawMessage `json:"error"`
+	if cfg.stream {
+		readLoadStream(resp.Body, start, s)
+	} else {
+		readLoadAnswer(resp.Body, start, s)
 	}
-	if !cfg.stream {
-		var c completion
-		if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-			s.err = fmt.Errorf("reading the answer: %w", err)
-			return
-		}
-		if c.Usage == nil {
-			s.err = errors.New("the answer has no usage")
-			return
-		}
-		s.latency, s.tokens = time.Since(start), c.Usage.CompletionTokens
+}
+
+// loadCompletion is what the load client reads of a completion or of one
+// of its stream events.
+type loadCompletion struct {
+	Choices []struct {
+		Text string `json:"text"`
+	} `json:"choices"`
+	Usage *struct {
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// readLoadAnswer records a whole (not streamed) completion's latency and
+// the tokens its usage counts.
+func readLoadAnswer(body io.Reader, start time.Time, s *loadSample) {
+	var c loadCompletion
+	if err := json.NewDecoder(body).Decode(&c); err != nil {
+		s.err = fmt.Errorf("reading the answer: %w", err)
 		return
 	}
-	rd := bufio.NewReader(resp.Body)
-	chunks, usage, done := 0, -1, false
-	for !done {
+	if c.Usage == nil {
+		s.err = errors.New("the answer has no usage")
+		return
+	}
+	s.latency, s.tokens = time.Since(start), c.Usage.CompletionTokens
+}
+
+// readLoadStream records a streamed completion's time to first text, its
+// latency to [DONE], and the tokens its usage chunk counts (else one per
+// text event).
+func readLoadStream(body io.Reader, start time.Time, s *loadSample) {
+	rd := bufio.NewReader(body)
+	chunks, usage := 0, -1
+	for {
 		line, err := rd.ReadString('\n')
 		if err != nil {
 			s.err = fmt.Errorf("stream ended before [DONE]: %w", err)
@@ -264,10 +301,9 @@ func loadRequest(ctx context.Context, client *http.Client, url, model string, cf
 			continue
 		}
 		if data == "[DONE]" {
-			done = true
 			break
 		}
-		var c completion
+		var c loadCompletion
 		if err := json.Unmarshal([]byte(data), &c); err != nil {
 			s.err = fmt.Errorf("stream event: %w", err)
 			return
