@@ -160,24 +160,9 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	prepared := make([]*gpt2.Prepared, len(r.prompts))
-	for i, pr := range r.prompts {
-		req := r.sampling
-		req.Prompt, req.PromptIDs = pr.text, pr.ids
-		req.MaxNewTokens = r.maxTokens
-		req.ScoreOnly = r.maxTokens == 0
-		req.CacheScope = s.cacheScope(c)
-		if r.logprobs != nil {
-			req.Logprobs, req.TokenLogprobs = *r.logprobs, true
-		}
-		p, err := g.Prepare(req)
-		if err != nil {
-			return s.openAIGenerateError(err)
-		}
-		if s.filter.Blocked(p.Request.Prompt) {
-			return blockedError()
-		}
-		prepared[i] = p
+	prepared, err := s.prepareCompletion(c, g, r)
+	if err != nil {
+		return err
 	}
 	who := s.callerOf(c)
 	// The quota reserves each prompt once and every choice's new tokens.
@@ -188,18 +173,7 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	if err := s.admit(&who, budget, len(prepared)*r.n); err != nil {
 		return err
 	}
-	var choices []choice
-	for i, p := range prepared {
-		for k := range r.n {
-			ch := choice{prompt: i, chargePrompt: k == 0, promptTokens: len(p.IDs)}
-			if r.maxTokens > 0 {
-				cp := *p
-				cp.Request.Seed = sampledSeed(p.Request.Seed, k)
-				ch.p = &cp
-			}
-			choices = append(choices, ch)
-		}
-	}
+	choices := completionChoices(prepared, r)
 	gen := s.newGeneration(choices)
 	// Echo with logprobs scores each prompt once, before generating.
 	scores := make([][]gpt2.TokenLogprob, len(prepared))
@@ -222,6 +196,51 @@ func (s *Server) completions(c *fiber.Ctx) error {
 	detail := map[string]any{"prompts": len(r.prompts), "n": r.n, "max_tokens": r.maxTokens}
 	finish := func() { s.finish(gen, who, "completions", r.stream, detail) }
 	return s.respond(c, gen, out, r.stream, finish, s.openAIGenerateError)
+}
+
+// prepareCompletion prepares each of r's prompts with its sampling: the
+// engine tokenizes it and checks that it fits; the word filter sees the
+// text the engine will run.
+func (s *Server) prepareCompletion(c *fiber.Ctx, g Generator, r *completionRequest) ([]*gpt2.Prepared, error) {
+	prepared := make([]*gpt2.Prepared, len(r.prompts))
+	for i, pr := range r.prompts {
+		req := r.sampling
+		req.Prompt, req.PromptIDs = pr.text, pr.ids
+		req.MaxNewTokens = r.maxTokens
+		req.ScoreOnly = r.maxTokens == 0
+		req.CacheScope = s.cacheScope(c)
+		if r.logprobs != nil {
+			req.Logprobs, req.TokenLogprobs = *r.logprobs, true
+		}
+		p, err := g.Prepare(req)
+		if err != nil {
+			return nil, s.openAIGenerateError(err)
+		}
+		if s.filter.Blocked(p.Request.Prompt) {
+			return nil, blockedError()
+		}
+		prepared[i] = p
+	}
+	return prepared, nil
+}
+
+// completionChoices is r.n choices per prepared prompt, each with its own
+// seed; only a prompt's first choice is charged for it. With max_tokens 0
+// the choices generate nothing (echo only).
+func completionChoices(prepared []*gpt2.Prepared, r *completionRequest) []choice {
+	var choices []choice
+	for i, p := range prepared {
+		for k := range r.n {
+			ch := choice{prompt: i, chargePrompt: k == 0, promptTokens: len(p.IDs)}
+			if r.maxTokens > 0 {
+				cp := *p
+				cp.Request.Seed = sampledSeed(p.Request.Seed, k)
+				ch.p = &cp
+			}
+			choices = append(choices, ch)
+		}
+	}
+	return choices
 }
 
 // completionRender renders a completion's choices, whole or as a stream.
